@@ -1,0 +1,41 @@
+# Two commands for a new user: `make demo` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PIPELINE_HOME ?= $(CURDIR)/.clickflow
+
+.PHONY: install demo test test-fast dev process status bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/clickflow demo
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
+
+dev: install
+	$(BIN)/clickflow dev
+
+process: install
+	$(BIN)/clickflow process
+
+status: install
+	$(BIN)/clickflow status
+
+bench: install
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf .clickflow

