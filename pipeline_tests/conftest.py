@@ -33,7 +33,8 @@ def pg_admin_url() -> str:
     if external:
         return external
     root = Path(tempfile.mkdtemp(prefix="cfpg-", dir="/tmp"))
-    return with_database(embedded_server_url(root / "pg"), "postgres")
+    # "delete": the server stops and its folder goes when the test session ends.
+    return with_database(embedded_server_url(root / "pg", cleanup_mode="delete"), "postgres")
 
 
 @pytest.fixture

@@ -105,11 +105,12 @@ class TableSpec:
         return statements
 
 
-def embedded_server_url(pg_dir: Path, database: str = DATA_DATABASE) -> str:
+def embedded_server_url(pg_dir: Path, database: str = DATA_DATABASE, cleanup_mode: str | None = None) -> str:
     """Start (or reuse) the embedded PostgreSQL under ``pg_dir``; return a psycopg URL.
 
-    The server outlives the process on purpose: the webserver, the daemon, run workers and tests
-    all share it. A lock file serialises the first start when several processes race for it.
+    By default the server outlives the process on purpose: the webserver, the daemon and run
+    workers all share it (``cleanup_mode="delete"`` is for throw-away test servers). A lock file
+    serialises the first start when several processes race for it.
     """
     pg_dir = Path(pg_dir).absolute()
     socket_path = pg_dir / ".s.PGSQL.5432"
@@ -126,7 +127,7 @@ def embedded_server_url(pg_dir: Path, database: str = DATA_DATABASE) -> str:
     with open(pg_dir.parent / ".pg.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            server = pgserver.get_server(pg_dir, cleanup_mode=None)
+            server = pgserver.get_server(pg_dir, cleanup_mode=cleanup_mode)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
         admin_url = server.get_uri()
