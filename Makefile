@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIPELINE_HOME ?= $(CURDIR)/.clickflow
+# The demo replays the public data set's first day; partitions start there unless you say otherwise.
+export PIPELINE_PARTITIONS_START ?= 2019-10-01
 
 .PHONY: install demo test test-fast dev process status bench clean
 

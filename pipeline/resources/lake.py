@@ -19,7 +19,9 @@ from typing import Iterator
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
 
-_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+\-]*$")
+# A part may hold any printable character but a few that storage or shells misread; it may not
+# start with a dot (no "..", no hidden temporary files).
+_KEY_SEGMENT = re.compile(r'^[^./\\\x00-\x1f\x7f:*?"<>|][^/\\\x00-\x1f\x7f:*?"<>|]*$')
 MAX_KEY_LENGTH = 1024
 
 
@@ -30,8 +32,8 @@ class LakeKeyError(ValueError):
 def validate_key(key: str, *, prefix: bool = False) -> str:
     """Return ``key`` if it is a safe relative key, else raise :class:`LakeKeyError`.
 
-    Safe means: relative, ``/``-separated segments of letters, digits and ``._=+-``, no segment
-    starting with a dot (so no ``..``), no empty segment. A prefix may end with ``/`` or be empty.
+    Safe means: relative, ``/``-separated parts, none empty, none starting with a dot (so no
+    ``..``), no control characters, backslashes or ``:*?"<>|``. A prefix may end with ``/`` or be empty.
     """
     if not isinstance(key, str):
         raise LakeKeyError(f"lake key must be text, got {type(key).__name__}")
@@ -45,8 +47,8 @@ def validate_key(key: str, *, prefix: bool = False) -> str:
     for segment in body.split("/"):
         if not _KEY_SEGMENT.match(segment):
             raise LakeKeyError(
-                f"lake key {key!r} has an unsafe part {segment!r}: use letters, digits and ._=+- "
-                "and do not start a part with a dot"
+                f"lake key {key!r} has an unsafe part {segment!r}: a part may not be empty, start with "
+                "a dot, or hold control characters, backslashes or :*?\"<>|"
             )
     return key
 

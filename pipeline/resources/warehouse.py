@@ -8,6 +8,7 @@ parameters, so no SQL is ever built from a file name or a row value.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import fcntl
 import io
 import re
@@ -149,13 +150,12 @@ def ensure_database(admin_url: str, database: str) -> None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(ident(database))))
 
 
-def dagster_storage_url(data_url: str, embedded: bool) -> str:
-    """URL for dagster-postgres: its own database on the embedded server, else the given one.
+def dagster_storage_url(url: str) -> str:
+    """The same server URL in the form dagster-postgres needs.
 
     ``+psycopg2`` is required: with psycopg 3 installed, SQLAlchemy would otherwise pick it and
     dagster-postgres' ``NOTIFY`` statement fails.
     """
-    url = with_database(data_url, DAGSTER_DATABASE) if embedded else data_url
     scheme, rest = url.split("://", 1)
     return f"postgresql+psycopg2://{rest}" if scheme in ("postgres", "postgresql") else url
 
@@ -186,6 +186,24 @@ class Warehouse:
             ) from error
         with conn:
             yield conn
+
+    @contextlib.contextmanager
+    def advisory_lock(self, *names: str) -> Iterator[None]:
+        """Hold PostgreSQL advisory locks on ``names`` (taken in sorted order, so no deadlock).
+
+        This keeps read-compute-replace sequences of the same slice (an hour, the rankings)
+        serial even if two runs overlap, whatever the run queue is configured to allow.
+        """
+        ids = sorted({int.from_bytes(hashlib.sha256(n.encode()).digest()[:8], "big", signed=True) for n in names})
+        with self.connect() as conn:
+            conn.autocommit = True
+            for lock_id in ids:
+                conn.execute("SELECT pg_advisory_lock(%s)", (lock_id,))
+            try:
+                yield
+            finally:
+                for lock_id in reversed(ids):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (lock_id,))
 
     def ensure(self, specs: Iterable[TableSpec]) -> None:
         with self.connect() as conn, conn.transaction():

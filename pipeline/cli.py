@@ -1,0 +1,295 @@
+"""`clickflow`: generate, replay, process, backfill, demo, status and dev, with progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.settings import Settings, SettingsError
+
+console = Console()
+DEMO_DAY = "2019-10-01"  # the first day of the public data set the seed replayed
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _lake(settings: Settings):
+    from pipeline.resources.lake import open_lake
+
+    return open_lake(settings.lake_url)
+
+
+def _instance_and_defs(settings: Settings):
+    import dagster as dg
+
+    from pipeline.definitions import build_definitions
+    from pipeline.instance import prepare_instance
+
+    prepare_instance(settings)
+    return dg.DagsterInstance.get(), build_definitions(settings)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_generate(args) -> int:
+    from pipeline.events.generate import GeneratorConfig, write_files
+
+    start = dt.datetime.fromisoformat(args.start).replace(tzinfo=dt.timezone.utc)
+    config = GeneratorConfig(start=start, minutes=args.minutes, events_per_minute=args.events_per_minute,
+                             servers=args.servers, seed=args.seed, gzip=args.gzip)
+    target = Path(args.out)
+    target.mkdir(parents=True, exist_ok=True)
+    with _progress() as progress:
+        task = progress.add_task("generating files", total=args.minutes * args.servers)
+        written = write_files(config, target, progress=lambda n=1: progress.advance(task, n))
+    console.print(f"wrote {len(written)} files ({args.minutes * args.events_per_minute:,} events) to {target}")
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from pipeline.events.replay import replay
+
+    settings = _settings()
+    source = Path(args.source)
+    if not source.is_dir():
+        console.print(f"[red]{source} is not a folder[/red]: generate files first with `clickflow generate --out {source}`")
+        return 2
+    total = len([p for p in source.iterdir() if p.is_file()])
+    with _progress() as progress:
+        task = progress.add_task("landing files", total=total)
+        summary = replay(source, _lake(settings), pace_seconds=args.pace, minutes_per_step=args.minutes_per_step,
+                         shift_to_now=args.shift_to_now, late_fraction=args.late, duplicate_fraction=args.duplicates,
+                         seed=args.seed, progress=lambda n=1: progress.update(task, advance=n))
+    console.print(f"landed {summary.landed} files ({summary.late} late, {summary.duplicates} duplicates, "
+                  f"{summary.bytes:,} bytes) into {settings.lake_url}/landing/")
+    return 0
+
+
+def cmd_process(args) -> int:
+    from pipeline.batch import process
+
+    settings = _settings()
+    instance, defs = _instance_and_defs(settings)
+
+    def on_run(job: str, label: str, ok: bool) -> None:
+        mark = "[green]ok[/green]" if ok else "[red]FAILED[/red]"
+        console.print(f"  {job:<18} {label:<36} {mark}")
+
+    console.print(f"processing {settings.lake_url}/landing/ ...")
+    summary = process(defs, instance, on_run=on_run)
+    console.print(f"{len(summary.runs)} run(s), {len(summary.failed)} failed, "
+                  f"{summary.skipped_run_keys} already done")
+    if summary.failed:
+        console.print("[red]some runs failed[/red]: open the run in the UI (`make dev`) or "
+                      "`dagster run list` for the error; fix it and run `clickflow process` again.")
+        return 1
+    return 0
+
+
+def cmd_backfill(args) -> int:
+    import dagster as dg
+
+    from pipeline.batch import execute_request
+    from pipeline.events.jobs import RANGE_END_TAG, RANGE_START_TAG, INGEST_JOB
+
+    settings = _settings()
+    instance, defs = _instance_and_defs(settings)
+    start, end = args.start, args.end
+    for value in (start, end):
+        try:
+            dt.datetime.strptime(value, "%Y-%m-%d-%H:%M")
+        except ValueError:
+            console.print(f"[red]{value!r} is not an hour partition key[/red]: use e.g. 2019-10-01-05:00")
+            return 2
+    request = dg.RunRequest(tags={RANGE_START_TAG: start, RANGE_END_TAG: end, "backlog": "true"})
+    console.print(f"backfilling {start} .. {end} as one run")
+    label, ok = execute_request(defs, instance, INGEST_JOB, request, {"clickflow/mode": "backfill"})
+    if ok:
+        from pipeline.batch import process
+
+        process(defs, instance, retention=False)  # downstream: rankings and settled archives
+    console.print(f"{label}: {'[green]ok[/green]' if ok else '[red]FAILED[/red]'}")
+    return 0 if ok else 1
+
+
+def cmd_status(args) -> int:
+    from psycopg import sql
+
+    from pipeline.events.processing import newest_t1_minute
+    from pipeline.events.tables import all_tables
+    from pipeline.resources.warehouse import Warehouse, embedded_server_url
+
+    settings = _settings()
+    warehouse = Warehouse(settings.pg_url or embedded_server_url(settings.pg_dir))
+    lake = _lake(settings)
+    counts = {prefix: sum(1 for _ in lake.list(prefix)) for prefix in
+              ("landing/", "raw/", "staged/", "manifests/", "aggregates/", "archive/", "quarantine/")}
+    table = Table(title="lake")
+    table.add_column("prefix")
+    table.add_column("objects", justify="right")
+    for prefix, count in counts.items():
+        table.add_row(prefix, f"{count:,}")
+    console.print(table)
+    table = Table(title=f"warehouse (newest t1 minute: {newest_t1_minute(warehouse, settings)})")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for spec in all_tables(settings.events, settings.dimensions):
+        exists = warehouse.scalar(sql.SQL("SELECT to_regclass(%s) IS NOT NULL"), (spec.qualified,))
+        table.add_row(spec.qualified, f"{warehouse.row_count(spec):,}" if exists else "-")
+    console.print(table)
+    console.print(f"hour partitions with a manifest: {counts['manifests/']:,}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from pipeline.batch import process
+    from pipeline.events.generate import GeneratorConfig, write_files
+    from pipeline.events.replay import replay
+
+    settings = _settings()
+    samples = settings.home / "samples" / "events"
+    if not samples.is_dir() or not any(samples.iterdir()):
+        start = dt.datetime.fromisoformat(DEMO_DAY).replace(tzinfo=dt.timezone.utc)
+        config = GeneratorConfig(start=start, minutes=args.minutes, events_per_minute=args.events_per_minute, seed=7)
+        samples.mkdir(parents=True, exist_ok=True)
+        with _progress() as progress:
+            task = progress.add_task("generating sample files", total=args.minutes * config.servers)
+            write_files(config, samples, progress=lambda n=1: progress.advance(task, n))
+    lake = _lake(settings)
+    summary = replay(samples, lake, late_fraction=0.1, duplicate_fraction=0.05, seed=7)
+    broken = _land_broken_files(lake)
+    console.print(f"landed {summary.landed} files ({summary.late} late, {summary.duplicates} duplicates) "
+                  f"and {broken} broken ones")
+    instance, defs = _instance_and_defs(settings)
+    with _progress() as progress:
+        task = progress.add_task("runs", total=None)
+        result = process(defs, instance, on_run=lambda *_: progress.advance(task))
+    console.print(f"{len(result.runs)} run(s), {len(result.failed)} failed")
+    _print_top(settings)
+    console.print("\nNext: `make dev` opens the Dagster UI at http://127.0.0.1:3000 on this state "
+                  "(Assets -> events, Runs, Automation -> landing_sensor); `clickflow status` lists the tables.")
+    return 1 if result.failed else 0
+
+
+def _land_broken_files(lake) -> int:
+    broken = {
+        f"{DEMO_DAY}-00-07-00-broken1.csv": b"",
+        f"{DEMO_DAY}-00-08-00-broken2.csv": b"event_time,event_type,oops\n1,2,3\n",
+        f"{DEMO_DAY}-00-09-00-broken3.csv.gz": b"\x1f\x8b\x08\x00garbage",
+        "not-a-valid-name.csv": b"x",
+    }
+    for name, data in broken.items():
+        lake.write_bytes(f"landing/{name}", data)
+    return len(broken)
+
+
+def _print_top(settings: Settings) -> None:
+    from psycopg import sql
+
+    from pipeline.events.tables import metric_names, pairs, rank_table
+    from pipeline.resources.warehouse import Warehouse, embedded_server_url
+
+    warehouse = Warehouse(settings.pg_url or embedded_server_url(settings.pg_dir))
+    for event, dimension in pairs(settings.events, settings.dimensions):
+        spec = rank_table(event, dimension)
+        frame = warehouse.read_frame(sql.SQL("SELECT * FROM {} ORDER BY rank LIMIT 5").format(spec.table))
+        table = Table(title=f"{spec.qualified}: top 5 of the last hour")
+        columns = ["rank", dimension, *metric_names(event, dimension)]
+        for column in columns:
+            table.add_column(column, justify="right" if column != dimension else "left")
+        for row in frame[columns].itertuples(index=False) if len(frame) else []:
+            table.add_row(*(f"{v:,.2f}" if isinstance(v, float) else str(v) for v in row))
+        console.print(table)
+
+
+def cmd_dev(args) -> int:
+    settings = _settings()
+    from pipeline.instance import prepare_instance
+
+    prepare_instance(settings)
+    dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    console.print(f"Dagster UI on http://{args.host}:{args.port} (instance {os.environ['DAGSTER_HOME']})")
+    os.execv(dagster, [dagster, "dev", "-h", args.host, "-p", str(args.port), "-w", str(workspace)])
+    return 0  # not reached
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clickflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="write synthetic event files (seed schema) to a folder")
+    p.add_argument("--out", default=".clickflow/samples/events")
+    p.add_argument("--start", default=DEMO_DAY, help="UTC start, ISO (default %(default)s)")
+    p.add_argument("--minutes", type=int, default=60)
+    p.add_argument("--events-per-minute", type=int, default=2000)
+    p.add_argument("--servers", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gzip", action="store_true")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("replay", help="land files from a folder into the lake's landing/")
+    p.add_argument("source")
+    p.add_argument("--pace", type=float, default=0.0, help="seconds between steps (0: all at once)")
+    p.add_argument("--minutes-per-step", type=int, default=1)
+    p.add_argument("--shift-to-now", action="store_true", help="move names and event times to the current time")
+    p.add_argument("--late", type=float, default=0.0, help="fraction of files held back and landed last")
+    p.add_argument("--duplicates", type=float, default=0.0, help="fraction of files landed twice")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("process", help="run the sensors and every run they request until nothing is pending")
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("backfill", help="recompute a range of hours as one run (same result as live)")
+    p.add_argument("--from", dest="start", required=True, help="first hour, e.g. 2019-10-01-00:00")
+    p.add_argument("--to", dest="end", required=True, help="last hour, e.g. 2019-10-01-23:00")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("demo", help="generate, replay (late, duplicate, broken files), process, show the top")
+    p.add_argument("--minutes", type=int, default=120)
+    p.add_argument("--events-per-minute", type=int, default=1000)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("status", help="lake objects and table row counts")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("dev", help="start the Dagster webserver and daemon on this instance")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SettingsError as error:
+        console.print(f"[red]configuration error:[/red] {error}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

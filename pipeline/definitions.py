@@ -1,0 +1,21 @@
+"""The code location: every asset group of the shop, with resources chosen from the environment."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipeline.events.definitions import build_defs as events_defs
+from pipeline.resources import build_resources
+from pipeline.settings import Settings, load_settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions.merge(
+        events_defs(settings),
+        dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(load_settings())

@@ -1,0 +1,224 @@
+"""Event assets: raw files -> t1 minutes -> t2 hours -> rankings, archives and retention.
+
+Thin wrappers: the work is in :mod:`pipeline.events.processing`; these declare partitions,
+dependencies, checks, automation and metadata, and take their resources by injection.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from pipeline.events import checks, layout, processing
+from pipeline.events.partitions import archive_partitions, hourly_partitions
+from pipeline.events.tables import all_tables, pairs, rank_table, t1_table, t2_table
+from pipeline.resources.lake import LakeResource
+from pipeline.resources.warehouse import WarehouseResource
+from pipeline.settings import Settings
+
+GROUP = "events"
+OWNERS = ["team:data-platform"]
+# Higher runs first (dagster/priority): live minutes, then backlog, then housekeeping.
+PRIORITY_LIVE, PRIORITY_BACKLOG, PRIORITY_ARCHIVE, PRIORITY_RETENTION = 10, 0, -5, -10
+
+
+def partition_hours(context: dg.AssetExecutionContext) -> list[pd.Timestamp]:
+    """The hours of this run: one partition, or a whole range in a single-run backfill."""
+    window = context.partition_time_window
+    return processing.block_hours(pd.Timestamp(window.start).tz_convert("UTC"), pd.Timestamp(window.end).tz_convert("UTC"))
+
+
+def _table_metadata(names: list[str]) -> dict:
+    return {"tables": dg.MetadataValue.md("\n".join(f"- `{n}`" for n in names))}
+
+
+def build_event_assets(settings: Settings) -> list:
+    hourly = hourly_partitions(settings)
+    table_pairs = pairs(settings.events, settings.dimensions)
+    t1_names = [t1_table(e, d).qualified for e, d in table_pairs]
+    t2_names = [t2_table(e, d).qualified for e, d in table_pairs]
+    rank_names = [rank_table(e, d).qualified for e, d in table_pairs]
+    single_run = dg.BackfillPolicy.single_run()
+
+    @dg.asset(
+        partitions_def=hourly,
+        backfill_policy=single_run,
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"csv", "parquet"},
+        pool="events_ingest",
+        metadata={"lake_prefixes": "landing/ -> raw/<hour>/, staged/<hour>/, manifests/<hour>.json, quarantine/"},
+    )
+    def raw_files(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+        """Claims the hour's landed files: validates each, moves it to raw/, stages its accepted
+        rows as Parquet and records name, size, checksum and row counts in the hour's manifest.
+        Unusable files go to quarantine/ with a reason; identical re-landings are dropped."""
+        store, db = lake.get(), warehouse.get()
+        total = processing.ClaimReport()
+        for hour in partition_hours(context):
+            with db.advisory_lock(processing.hour_lock_name(hour)):
+                total.merge(processing.claim_hour(store, hour, settings.landing_page_size))
+        for name, reason in total.quarantined.items():
+            context.log.warning(f"quarantined {name}: {reason}")
+        if total.rejected_rows:
+            context.log.warning(f"{total.rejected_rows} row(s) rejected and kept in quarantine/")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": total.rows,
+            "files_claimed": len(total.claimed),
+            "duplicate_files": len(total.duplicates),
+            "quarantined_files": len(total.quarantined),
+            "rejected_rows": total.rejected_rows,
+            "bytes": total.bytes,
+            "quarantine_reasons": dg.MetadataValue.json(total.quarantined),
+        })
+
+    @dg.asset(
+        partitions_def=hourly,
+        backfill_policy=single_run,
+        deps=[raw_files],
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"postgres", "pandas", "parquet"},
+        pool="events_ingest",
+        check_specs=checks.t1_check_specs(),
+        metadata={"dagster/table_name": t1_names[0], **_table_metadata(t1_names)},
+    )
+    def t1_minute(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+        """Minute table: recomputes only the minutes of the hour whose files changed, each from all
+        of its files, and replaces those minutes in every t1 table in one transaction. Keeps the
+        minute aggregates in the lake so t2 can be rebuilt after t1 rows expire."""
+        store, db = lake.get(), warehouse.get()
+        db.ensure(all_tables(settings.events, settings.dimensions))
+        minutes, rows, files, beyond, reports = [], 0, 0, [], []
+        for hour in partition_hours(context):
+            with db.advisory_lock(processing.hour_lock_name(hour)):
+                report = processing.recompute_minutes(store, db, settings, hour)
+            reports.append(report)
+            minutes += report.minutes
+            rows += report.t1_rows
+            files += report.files
+            beyond += report.skipped_beyond_t2
+        if beyond:
+            context.log.warning(f"{len(beyond)} minute(s) older than the t2 window were archived only: {beyond[:5]}")
+        results = checks.t1_checks(db, settings, reports)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "minutes_recomputed": len(minutes),
+                "files_read": files,
+                "recomputed": dg.MetadataValue.json(minutes[:120]),
+                "minutes_beyond_t2_window": len(beyond),
+            },
+            check_results=results,
+        )
+
+    @dg.asset(
+        partitions_def=hourly,
+        backfill_policy=single_run,
+        deps=[t1_minute],
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"postgres", "pandas"},
+        pool="events_ingest",
+        check_specs=checks.t2_check_specs(),
+        metadata={"dagster/table_name": t2_names[0], **_table_metadata(t2_names)},
+    )
+    def t2_hour(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+        """Hour table: each hour is the merge of its minute aggregates from the lake, so it stays
+        right for hours whose t1 rows have already expired."""
+        store, db = lake.get(), warehouse.get()
+        hours = partition_hours(context)
+        rows = 0
+        for hour in hours:
+            with db.advisory_lock(processing.hour_lock_name(hour)):
+                rows += processing.rebuild_hour(store, db, settings, hour)
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": rows, "hours": len(hours)},
+            check_results=checks.t2_checks(store, db, settings, hours),
+        )
+
+    @dg.asset(
+        deps=[t1_minute],
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"postgres", "pandas"},
+        automation_condition=rankings_condition(),
+        metadata={"dagster/table_name": rank_names[0], **_table_metadata(rank_names)},
+    )
+    def rankings(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """Every key of the 60 minutes ending at the newest t1 minute, ranked by GMV (purchases)
+        or views; the rank tables are replaced as a whole. Refreshed whenever t1 changes."""
+        db = warehouse.get()
+        db.ensure(all_tables(settings.events, settings.dimensions))
+        written, newest = processing.rebuild_rankings(db, settings)
+        preview = checks.top_preview(db, settings)
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": written,
+            "window_end": str(newest) if newest is not None else "no data yet",
+            "top": dg.MetadataValue.md(preview),
+        })
+
+    @dg.asset(
+        partitions_def=archive_partitions(settings),
+        deps=[dg.AssetDep(raw_files, partition_mapping=dg.TimeWindowPartitionMapping())],
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"csv", "s3"} if settings.lake_url.startswith("s3://") else {"csv"},
+        pool="events_housekeeping",
+        tags={"clickflow/lane": "housekeeping"},
+    )
+    def archive(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+        """One gzipped CSV per block holding every accepted file's rows once (with its file name).
+        Written, read back and verified per file (rows and checksum) before the raw files are
+        deleted; a late file re-archives its block."""
+        window = context.partition_time_window
+        report = processing.archive_block(lake.get(), warehouse.get(), pd.Timestamp(window.start).tz_convert("UTC"),
+                                          pd.Timestamp(window.end).tz_convert("UTC"))
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": report.rows,
+            "archive_key": report.key,
+            "files": report.files,
+            "raw_files_deleted": report.raw_deleted,
+            "bytes_uncompressed": report.bytes,
+        })
+
+    @dg.asset(
+        deps=[t1_minute],
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"postgres"},
+        pool="events_housekeeping",
+    )
+    def t1_retention(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        """Deletes t1 minutes older than PIPELINE_T1_RETENTION_HOURS before the newest t1 minute."""
+        deleted, cutoff = processing.apply_t1_retention(warehouse.get(), settings)
+        return dg.MaterializeResult(metadata={"dagster/row_count": deleted, "deleted_rows": deleted,
+                                              "cutoff": str(cutoff)})
+
+    @dg.asset(
+        deps=[t2_hour],
+        group_name=GROUP,
+        owners=OWNERS,
+        kinds={"postgres"},
+        pool="events_housekeeping",
+    )
+    def t2_retention(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+        """Deletes t2 hours (and staged rows) older than PIPELINE_T2_RETENTION_DAYS; archives and
+        minute aggregates are kept."""
+        deleted, cutoff = processing.apply_t2_retention(lake.get(), warehouse.get(), settings)
+        return dg.MaterializeResult(metadata={"dagster/row_count": deleted, "deleted_rows": deleted,
+                                              "cutoff": str(cutoff)})
+
+    return [raw_files, t1_minute, t2_hour, rankings, archive, t1_retention, t2_retention]
+
+
+def rankings_condition() -> dg.AutomationCondition:
+    """Refresh when any t1 hour was updated since the last refresh, once nothing upstream runs.
+
+    ``eager()`` would wait for every upstream hour since the start to exist; this does not.
+    """
+    return (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("t1 changed")

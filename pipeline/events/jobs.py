@@ -1,0 +1,57 @@
+"""Jobs and the retention schedule of the event system."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipeline.events.assets import PRIORITY_ARCHIVE, PRIORITY_RETENTION
+from pipeline.events.partitions import archive_partitions, hourly_partitions
+from pipeline.settings import Settings
+
+INGEST_JOB = "events_ingest"
+ARCHIVE_JOB = "events_archive"
+RANKINGS_JOB = "events_rankings"
+RETENTION_JOB = "events_retention"
+HOUR_TAG = "clickflow/hour"  # one run per value at a time (dagster.yaml tag concurrency limit)
+BACKLOG_TAG = "backlog"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def build_jobs(settings: Settings) -> list[dg.UnresolvedAssetJobDefinition]:
+    return [
+        dg.define_asset_job(
+            INGEST_JOB,
+            selection=dg.AssetSelection.assets("raw_files", "t1_minute", "t2_hour"),
+            partitions_def=hourly_partitions(settings),
+            description="Claim an hour's landed files, recompute its changed minutes (t1) and its hour (t2).",
+        ),
+        dg.define_asset_job(
+            ARCHIVE_JOB,
+            selection=dg.AssetSelection.assets("archive"),
+            partitions_def=archive_partitions(settings),
+            tags={"dagster/priority": str(PRIORITY_ARCHIVE), "clickflow/lane": "housekeeping"},
+            description="Archive a settled block and delete its verified raw files.",
+        ),
+        dg.define_asset_job(RANKINGS_JOB, selection=dg.AssetSelection.assets("rankings"),
+                            description="Re-rank the last 60 minutes."),
+        dg.define_asset_job(
+            RETENTION_JOB,
+            selection=dg.AssetSelection.assets("t1_retention", "t2_retention"),
+            tags={"dagster/priority": str(PRIORITY_RETENTION), "clickflow/lane": "housekeeping"},
+            description="Delete t1 and t2 rows older than their windows.",
+        ),
+    ]
+
+
+def build_schedules() -> list[dg.ScheduleDefinition]:
+    return [
+        dg.ScheduleDefinition(
+            name="events_retention_hourly",
+            job_name=RETENTION_JOB,
+            cron_schedule="17 * * * *",
+            execution_timezone="UTC",
+            default_status=dg.DefaultScheduleStatus.RUNNING,
+            description="Hourly retention of t1 and t2, at the lowest run priority.",
+        )
+    ]

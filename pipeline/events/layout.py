@@ -1,0 +1,105 @@
+"""Where the event system keeps things in the lake, and the state it can always re-read.
+
+    landing/<file>                     files as they arrive (the sensor watches this prefix)
+    raw/<hour>/<file>                  claimed files, deleted only once archived and verified
+    staged/<hour>/<file>.parquet       the file's accepted rows, typed and cleaned (read by t1)
+    manifests/<hour>.json              what was claimed for the hour: sizes, checksums, rows, verdicts
+    aggregates/<hour>.parquet          the hour's minute aggregates (t2 is rebuilt from these)
+    archive/<block>.csv.gz             every accepted file's rows, one gzipped CSV per day or hour
+    quarantine/<file> (+ .reason.json) files that cannot be used, rows that were rejected
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from pipeline.resources.lake import Lake
+
+PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
+
+
+def hour_start(partition_key: str) -> pd.Timestamp:
+    return pd.Timestamp(dt.datetime.strptime(partition_key, PARTITION_FORMAT), tz="UTC")
+
+
+def partition_key(ts: pd.Timestamp) -> str:
+    return pd.Timestamp(ts).tz_convert("UTC").floor("h").strftime(PARTITION_FORMAT)
+
+
+def slug(ts: pd.Timestamp) -> str:
+    """Lake-safe name of an hour (``2019-10-01-05``)."""
+    return pd.Timestamp(ts).tz_convert("UTC").strftime("%Y-%m-%d-%H")
+
+
+def raw_key(hour: pd.Timestamp, name: str) -> str:
+    return f"raw/{slug(hour)}/{name}"
+
+
+def staged_key(hour: pd.Timestamp, name: str) -> str:
+    return f"staged/{slug(hour)}/{name}.parquet"
+
+
+def manifest_key(hour: pd.Timestamp) -> str:
+    return f"manifests/{slug(hour)}.json"
+
+
+def aggregates_key(hour: pd.Timestamp) -> str:
+    return f"aggregates/{slug(hour)}.parquet"
+
+
+def quarantine(lake: Lake, name: str, data: bytes, reason: str, **details) -> str:
+    """Keep an unusable file with a machine- and human-readable reason next to it."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    key = f"quarantine/{stamp}-{name}"
+    lake.write_bytes(key, data)
+    lake.write_text(key + ".reason.json", json.dumps({"file": name, "reason": reason, **details}, indent=2))
+    return key
+
+
+@dataclass
+class FileEntry:
+    name: str
+    minute: str  # ISO UTC minute the file's name says
+    server: str
+    size: int
+    sha256: str
+    status: str  # "accepted" | "quarantined"
+    rows: int = 0  # data rows in the file
+    rejected_rows: int = 0
+    reason: str = ""
+    claimed_at: str = ""
+    quarantine_key: str = ""
+
+
+@dataclass
+class Manifest:
+    """Everything claimed for one hour; rewritten whole (atomically) by the claiming run."""
+
+    hour: str
+    files: dict[str, FileEntry] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, lake: Lake, hour: pd.Timestamp) -> "Manifest":
+        key = manifest_key(hour)
+        if not lake.exists(key):
+            return cls(hour=hour.isoformat())
+        data = json.loads(lake.read_text(key))
+        return cls(hour=data["hour"], files={n: FileEntry(**e) for n, e in data["files"].items()})
+
+    def save(self, lake: Lake, hour: pd.Timestamp) -> None:
+        payload = {"hour": self.hour, "files": {n: asdict(e) for n, e in sorted(self.files.items())}}
+        lake.write_text(manifest_key(hour), json.dumps(payload, indent=1))
+
+    def accepted(self) -> list[FileEntry]:
+        return [e for e in self.files.values() if e.status == "accepted"]
+
+    def accepted_by_minute(self) -> dict[str, list[str]]:
+        """Minute (ISO) -> sorted ``name:sha256`` of its accepted files: the minute's input identity."""
+        by_minute: dict[str, list[str]] = {}
+        for entry in self.accepted():
+            by_minute.setdefault(entry.minute, []).append(f"{entry.name}:{entry.sha256}")
+        return {minute: sorted(files) for minute, files in by_minute.items()}

@@ -1,0 +1,460 @@
+"""The work behind the event assets, free of Dagster so it can be called and tested directly.
+
+Each function works on one hour and is idempotent: it derives what to do from the manifest and
+the aggregates' own record of which files they were computed from, so a retried or repeated
+call recomputes only what is out of date, and a killed one is repaired by the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import psycopg
+from psycopg import sql
+
+from pipeline.events import layout, schema, transform
+from pipeline.events.layout import FileEntry, Manifest
+from pipeline.events.tables import metric_names, pairs, rank_table, t1_table, t2_table
+from pipeline.resources.lake import Lake, sha256_hex
+from pipeline.resources.warehouse import Warehouse
+from pipeline.settings import Settings
+
+AGG_COLUMNS = ("minute", "event", "dimension", "key", "view_count", "gmv", "purchase_count", "avg_price")
+_STATE_KEY = b"clickflow.minute_inputs"
+
+
+def hour_lock_name(hour: pd.Timestamp) -> str:
+    return f"events-hour-{layout.slug(hour)}"
+
+
+# --------------------------------------------------------------------------- claim (raw_files)
+
+
+@dataclass
+class ClaimReport:
+    claimed: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    quarantined: dict[str, str] = field(default_factory=dict)  # name -> reason
+    rows: int = 0
+    rejected_rows: int = 0
+    bytes: int = 0
+
+    def merge(self, other: "ClaimReport") -> None:
+        self.claimed += other.claimed
+        self.duplicates += other.duplicates
+        self.quarantined.update(other.quarantined)
+        self.rows += other.rows
+        self.rejected_rows += other.rejected_rows
+        self.bytes += other.bytes
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _stage(lake: Lake, hour: pd.Timestamp, fname: schema.FileName, data: bytes, sha: str) -> FileEntry:
+    """Parse, validate and clean one file; keep its good rows as Parquet and its bad rows aside."""
+    entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
+                      sha256=sha, status="accepted", claimed_at=_now())
+    raw = transform.read_events(data, fname.name)  # raises BadFile
+    good, rejected = transform.validate(raw, fname.minute)
+    entry.rows, entry.rejected_rows = len(raw), len(rejected)
+    cleaned = transform.clean(good)
+    buffer = io.BytesIO()
+    cleaned.to_parquet(buffer, index=False, compression="zstd")
+    lake.write_bytes(layout.staged_key(hour, fname.name), buffer.getvalue())
+    if len(rejected):
+        reasons = rejected["reason"].value_counts().to_dict()
+        layout.quarantine(lake, fname.name + ".rejected.csv", rejected.to_csv(index=False).encode(),
+                          f"{len(rejected)} row(s) rejected", reasons=reasons)
+        entry.reason = "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items()))
+    return entry
+
+
+def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimReport:
+    """Move the hour's landed files to ``raw/`` and record them; call under the hour's lock."""
+    report = ClaimReport()
+    manifest = Manifest.load(lake, hour)
+    prefix = "landing/" + hour.strftime("%Y-%m-%d-%H-")
+
+    # Adopt files a killed run moved to raw/ without recording them (move happens before save).
+    candidates = [(obj, True) for obj in lake.list(f"raw/{layout.slug(hour)}/", page_size)
+                  if obj.name not in manifest.files]
+    candidates += [(obj, False) for obj in lake.list(prefix, page_size)]
+
+    for obj, already_raw in candidates:
+        data = lake.read_bytes(obj.key)
+        sha = sha256_hex(data)
+        fname = schema.parse_file_name(obj.name)
+        known = manifest.files.get(fname.name)
+        if known is not None and known.sha256 == sha:
+            if not already_raw:
+                lake.delete(obj.key)  # identical re-landing: its content is already held
+            report.duplicates.append(fname.name)
+            continue
+        if known is not None and known.status == "accepted":
+            reason = (f"a different file named {fname.name} was already accepted for this minute; "
+                      "land corrected data under a new name (e.g. another server suffix)")
+            layout.quarantine(lake, fname.name, data, reason, accepted_sha256=known.sha256, sha256=sha)
+            lake.delete(obj.key)
+            report.quarantined[fname.name] = reason
+            continue
+        try:
+            entry = _stage(lake, hour, fname, data, sha)
+        except transform.BadFile as error:
+            key = layout.quarantine(lake, fname.name, data, str(error), sha256=sha)
+            lake.delete(obj.key)
+            manifest.files[fname.name] = FileEntry(
+                name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
+                sha256=sha, status="quarantined", reason=str(error), claimed_at=_now(), quarantine_key=key)
+            report.quarantined[fname.name] = str(error)
+            continue
+        if not already_raw:
+            lake.move(obj.key, layout.raw_key(hour, fname.name))
+        manifest.files[fname.name] = entry
+        report.claimed.append(fname.name)
+        report.rows += entry.rows
+        report.rejected_rows += entry.rejected_rows
+        report.bytes += entry.size
+    if report.claimed or report.quarantined:
+        manifest.save(lake, hour)
+    return report
+
+
+# --------------------------------------------------------------------------- aggregates (t1)
+
+
+def read_aggregates(lake: Lake, hour: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The hour's minute aggregates (long form) and the file set each minute was computed from."""
+    key = layout.aggregates_key(hour)
+    if not lake.exists(key):
+        return _empty_long(), {}
+    table = pq.read_table(io.BytesIO(lake.read_bytes(key)))
+    state = json.loads((table.schema.metadata or {}).get(_STATE_KEY, b"{}"))
+    return table.to_pandas(), state
+
+
+def write_aggregates(lake: Lake, hour: pd.Timestamp, frame: pd.DataFrame, state: dict[str, list[str]]) -> None:
+    table = pa.Table.from_pandas(frame[list(AGG_COLUMNS)], preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), _STATE_KEY: json.dumps(state).encode()})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    lake.write_bytes(layout.aggregates_key(hour), buffer.getvalue())
+
+
+def _empty_long() -> pd.DataFrame:
+    return pd.DataFrame({
+        "minute": pd.Series(dtype="datetime64[ns, UTC]"), "event": pd.Series(dtype=str),
+        "dimension": pd.Series(dtype=str), "key": pd.Series(dtype=str),
+        "view_count": pd.Series(dtype="float64"), "gmv": pd.Series(dtype="float64"),
+        "purchase_count": pd.Series(dtype="float64"), "avg_price": pd.Series(dtype="float64"),
+    })
+
+
+def to_long(aggregates: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
+    parts = []
+    for (event, dimension), frame in aggregates.items():
+        if frame.empty:
+            continue
+        part = frame.rename(columns={dimension: "key"}).copy()
+        part["key"] = part["key"].astype(str)
+        part["event"], part["dimension"] = event, dimension
+        parts.append(part.reindex(columns=AGG_COLUMNS))
+    if not parts:
+        return _empty_long()
+    return pd.concat(parts, ignore_index=True)
+
+
+def from_long(long: pd.DataFrame, event: str, dimension: str, time_col: str = "minute") -> pd.DataFrame:
+    part = long[(long["event"] == event) & (long["dimension"] == dimension)]
+    columns = [time_col, dimension, *metric_names(event, dimension)]
+    frame = part.rename(columns={"key": dimension, "minute": time_col})
+    frame = frame.reindex(columns=columns).copy()
+    if dimension in ("product_id", "category_id"):
+        frame[dimension] = frame[dimension].astype("int64")
+    for column in ("view_count", "purchase_count"):
+        if column in frame:
+            frame[column] = frame[column].astype("int64")
+    return frame.reset_index(drop=True)
+
+
+def newest_t1_minute(warehouse: Warehouse, settings: Settings) -> pd.Timestamp | None:
+    """The newest minute in t1: the clock all windows are measured from (event time, not wall time)."""
+    specs = [t1_table(e, d) for e, d in pairs(settings.events, settings.dimensions)]
+    query = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT max(minute) FROM {}").format(spec.table) for spec in specs
+    )
+    try:
+        frame = warehouse.read_frame(sql.SQL("SELECT max(m) FROM ({}) AS q(m)").format(query))
+    except psycopg.errors.UndefinedTable:
+        return None  # nothing materialized yet
+    value = frame.iloc[0, 0] if len(frame) else None
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).tz_convert("UTC")
+
+
+@dataclass
+class MinuteReport:
+    minutes: list[str] = field(default_factory=list)
+    files: int = 0
+    t1_rows: int = 0
+    skipped_beyond_t2: list[str] = field(default_factory=list)
+    # Totals straight from the accepted rows of the recomputed minutes inside the t1 window,
+    # for the raw -> t1 reconciliation check: {"purchase": (count, gmv), "view": (count, 0.0)}.
+    in_window: list[pd.Timestamp] = field(default_factory=list)
+    expected: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+
+def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour: pd.Timestamp) -> MinuteReport:
+    """Recompute the hour's minutes whose input file set changed; call under the hour's lock.
+
+    Order matters for crash safety: the t1 rows are replaced first (one transaction), then the
+    aggregates file with its input record. A crash in between leaves the record stale, so the
+    next call recomputes the same minutes again instead of trusting half-done work.
+    """
+    report = MinuteReport()
+    wanted = Manifest.load(lake, hour).accepted_by_minute()
+    long, state = read_aggregates(lake, hour)
+    stale = sorted(m for m, files in wanted.items() if state.get(m) != files)
+    if not stale:
+        return report
+
+    newest = newest_t1_minute(warehouse, settings)
+    newest = max(filter(None, [newest, pd.Timestamp(stale[-1])]))
+    t1_cutoff = newest - pd.Timedelta(hours=settings.t1_retention_hours)
+    t2_cutoff = newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
+    beyond = [m for m in stale if pd.Timestamp(m).floor("h") <= t2_cutoff]
+    stale = [m for m in stale if m not in beyond]
+    report.skipped_beyond_t2 = beyond
+    if not stale:
+        return report
+
+    frames = []
+    for minute in stale:
+        for item in wanted[minute]:
+            name = item.rsplit(":", 1)[0]
+            frames.append(pd.read_parquet(io.BytesIO(lake.read_bytes(layout.staged_key(hour, name)))))
+            report.files += 1
+    cleaned = pd.concat(frames, ignore_index=True)
+    aggregates = transform.aggregate_minutes(cleaned, settings.events, settings.dimensions)
+
+    stale_ts = [pd.Timestamp(m) for m in stale]
+    report.in_window = [m for m in stale_ts if m > t1_cutoff]
+    report.expected = expected_totals(cleaned[cleaned["minute"].isin(report.in_window)], settings.events)
+    stale_py = [ts.to_pydatetime() for ts in stale_ts]
+    with warehouse.connect() as conn, conn.transaction():
+        for (event, dimension), frame in aggregates.items():
+            rows = frame[frame["minute"] > t1_cutoff]
+            report.t1_rows += warehouse.replace_slice(t1_table(event, dimension), "minute", stale_py, rows, conn)
+
+    kept = long[~long["minute"].isin(stale_ts)]
+    new_long = pd.concat([df for df in (kept, to_long(aggregates)) if len(df)] or [_empty_long()], ignore_index=True)
+    new_state = {m: files for m, files in state.items() if m not in stale}
+    new_state.update({m: wanted[m] for m in stale})
+    write_aggregates(lake, hour, new_long.sort_values(["event", "dimension", "minute", "key"]), new_state)
+    report.minutes = stale
+    return report
+
+
+def expected_totals(cleaned: pd.DataFrame, events) -> dict[str, tuple[int, float]]:
+    """Event totals computed from rows, not from aggregates: the reconciliation's reference."""
+    totals = {}
+    if "purchase" in events:
+        purchases = cleaned[cleaned["event_type"] == "purchase"]
+        totals["purchase"] = (len(purchases), float(purchases["price"].sum()))
+    if "view" in events:
+        views = transform.dedupe_views(cleaned[cleaned["event_type"] == "view"])
+        totals["view"] = (len(views), 0.0)
+    return totals
+
+
+# --------------------------------------------------------------------------- t2
+
+
+def rebuild_hour(lake: Lake, warehouse: Warehouse, settings: Settings, hour: pd.Timestamp) -> int:
+    """Replace the hour's t2 rows with the merge of its minute aggregates; returns rows written."""
+    long, _ = read_aggregates(lake, hour)
+    newest = newest_t1_minute(warehouse, settings)
+    in_window = newest is None or hour > newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
+    written = 0
+    with warehouse.connect() as conn, conn.transaction():
+        for event, dimension in pairs(settings.events, settings.dimensions):
+            minutes = from_long(long, event, dimension)
+            hourly = transform.merge_partials(transform.to_hour(minutes), event, dimension, "hour")
+            if not in_window:
+                hourly = hourly.iloc[0:0]
+            written += warehouse.replace_slice(t2_table(event, dimension), "hour", [hour.to_pydatetime()], hourly, conn)
+    return written
+
+
+# --------------------------------------------------------------------------- rankings
+
+
+def rebuild_rankings(warehouse: Warehouse, settings: Settings) -> tuple[int, pd.Timestamp | None]:
+    """Rank every key of the 60 minutes ending at the newest t1 minute; replace the rank tables.
+
+    Read, rank and replace happen under one lock and one transaction, so overlapping runs can
+    only ever leave the rankings of the newest committed t1 state.
+    """
+    written = 0
+    with warehouse.advisory_lock("events-rankings"), warehouse.connect() as conn, conn.transaction():
+        newest = newest_t1_minute(warehouse, settings)
+        for event, dimension in pairs(settings.events, settings.dimensions):
+            spec = rank_table(event, dimension)
+            if newest is None:
+                warehouse.replace_all(spec, pd.DataFrame(columns=spec.column_names), conn)
+                continue
+            start = newest - pd.Timedelta(minutes=59)
+            source = t1_table(event, dimension)
+            cur = conn.execute(sql.SQL("SELECT * FROM {} WHERE minute >= %s").format(source.table),
+                               (start.to_pydatetime(),))
+            rows = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+            rows["minute"] = start
+            merged = transform.merge_partials(rows, event, dimension, "minute").drop(columns=["minute"])
+            ranked = transform.rank(merged, event, dimension)
+            ranked["window_start"] = start.to_pydatetime()
+            ranked["window_end"] = (newest + pd.Timedelta(minutes=1)).to_pydatetime()
+            written += warehouse.replace_all(spec, ranked, conn)
+    return written, newest
+
+
+# --------------------------------------------------------------------------- archive
+
+
+@dataclass
+class ArchiveReport:
+    key: str = ""
+    files: int = 0
+    rows: int = 0
+    bytes: int = 0
+    raw_deleted: int = 0
+    settled: bool = True
+
+
+def block_hours(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
+    return list(pd.date_range(start, end, freq="h", inclusive="left"))
+
+
+def archive_key(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    span = "%Y-%m-%d" if end - start >= pd.Timedelta(days=1) else "%Y-%m-%d-%H"
+    return f"archive/{start.strftime(span)}.csv.gz"
+
+
+def _raw_text_frame(data: bytes, name: str) -> pd.DataFrame:
+    """A file's rows exactly as text (no NA parsing), in the standard column order."""
+    compression = "gzip" if name.endswith(".gz") else None
+    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False,
+                        compression=compression)
+    return frame.reindex(columns=list(schema.COLUMNS))
+
+
+def _file_digests(frame: pd.DataFrame) -> dict[str, tuple[int, str]]:
+    """source_file -> (rows, sha256 of its rows as CSV): what an archive must give back."""
+    digests = {}
+    for name, part in frame.groupby("source_file", sort=True):
+        text = part[list(schema.COLUMNS)].to_csv(index=False, header=False)
+        digests[name] = (len(part), sha256_hex(text.encode()))
+    return digests
+
+
+def _read_archive(lake: Lake, key: str) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(lake.read_bytes(key)), dtype=str, keep_default_na=False, na_filter=False,
+                       compression="gzip")
+
+
+def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> ArchiveReport:
+    """Write the block's archive from its raw files (plus what an earlier archive already holds),
+    read it back, verify rows and checksums per file, and only then delete the raw files."""
+    hours = block_hours(start, end)
+    report = ArchiveReport(key=archive_key(start, end))
+    with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
+        accepted: dict[str, tuple[pd.Timestamp, FileEntry]] = {}
+        raw_present: dict[str, str] = {}
+        for hour in hours:
+            for entry in Manifest.load(lake, hour).accepted():
+                accepted[entry.name] = (hour, entry)
+            for obj in lake.list(f"raw/{layout.slug(hour)}/"):
+                raw_present[obj.name] = obj.key
+        if not raw_present:
+            return report  # nothing new since the last archive of this block
+        previous = _read_archive(lake, report.key) if lake.exists(report.key) else pd.DataFrame(
+            columns=["source_file", *schema.COLUMNS])
+        parts = []
+        for name in sorted(accepted):
+            if name in raw_present:
+                part = _raw_text_frame(lake.read_bytes(raw_present[name]), name)
+                part.insert(0, "source_file", name)
+            else:
+                part = previous[previous["source_file"] == name]
+                if part.empty:
+                    raise RuntimeError(
+                        f"accepted file {name} is neither in raw/ nor in {report.key}: refusing to write an "
+                        "archive that would lose it; restore the file into raw/ and re-run"
+                    )
+            parts.append(part)
+        frame = pd.concat(parts, ignore_index=True)
+        expected = _file_digests(frame)
+        for name, (rows, _) in expected.items():
+            if rows != accepted[name][1].rows:
+                raise RuntimeError(f"{name}: {rows} rows prepared for the archive, the manifest says "
+                                   f"{accepted[name][1].rows}; nothing was deleted")
+        payload = frame.to_csv(index=False).encode()
+        staging = report.key.replace("archive/", "archive-staging/", 1)
+        lake.write_bytes(staging, gzip.compress(payload, compresslevel=6))
+        readback = _file_digests(_read_archive(lake, staging))
+        if readback != expected:
+            bad = sorted(n for n in expected if readback.get(n) != expected[n])
+            lake.delete(staging)
+            raise RuntimeError(f"archive {report.key} failed verification for {len(bad)} file(s) "
+                               f"(e.g. {bad[:3]}); the raw files are kept")
+        lake.move(staging, report.key)
+        for name, key in raw_present.items():
+            if name in expected:  # only files the verified archive holds
+                lake.delete(key)
+                report.raw_deleted += 1
+        report.files, report.rows = len(expected), len(frame)
+        report.bytes = len(payload)
+    return report
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def _delete_before(warehouse: Warehouse, specs, column: str, cutoff: pd.Timestamp) -> int:
+    deleted = 0
+    with warehouse.connect() as conn, conn.transaction():
+        for spec in specs:
+            cur = conn.execute(sql.SQL("DELETE FROM {} WHERE {} <= %s").format(spec.table, spec.column(column)),
+                               (cutoff.to_pydatetime(),))
+            deleted += cur.rowcount
+    return deleted
+
+
+def apply_t1_retention(warehouse: Warehouse, settings: Settings) -> tuple[int, pd.Timestamp | None]:
+    newest = newest_t1_minute(warehouse, settings)
+    if newest is None:
+        return 0, None
+    cutoff = newest - pd.Timedelta(hours=settings.t1_retention_hours)
+    specs = [t1_table(e, d) for e, d in pairs(settings.events, settings.dimensions)]
+    return _delete_before(warehouse, specs, "minute", cutoff), cutoff
+
+
+def apply_t2_retention(lake: Lake, warehouse: Warehouse, settings: Settings) -> tuple[int, pd.Timestamp | None]:
+    """Drop t2 hours and staged rows older than the t2 window (aggregates and archives stay)."""
+    newest = newest_t1_minute(warehouse, settings)
+    if newest is None:
+        return 0, None
+    cutoff = newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
+    specs = [t2_table(e, d) for e, d in pairs(settings.events, settings.dimensions)]
+    deleted = _delete_before(warehouse, specs, "hour", cutoff)
+    for obj in lake.list("staged/"):
+        hour = pd.Timestamp(dt.datetime.strptime(obj.key.split("/")[1], "%Y-%m-%d-%H"), tz="UTC")
+        if hour <= cutoff:
+            lake.delete(obj.key)
+    return deleted, cutoff

@@ -1,0 +1,172 @@
+"""Sensors of the event system: landed files -> ingest runs, settled raw blocks -> archive runs.
+
+Both list one page of their prefix per tick and keep the position in the cursor. Run keys are
+derived from the partition and the exact file set (key + ETag), so a repeated tick, a re-listed
+file or a second sensor process never starts the same work twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+
+from pipeline.events import layout, processing, schema
+from pipeline.events.assets import PRIORITY_ARCHIVE, PRIORITY_BACKLOG, PRIORITY_LIVE
+from pipeline.events.jobs import ARCHIVE_JOB, BACKLOG_TAG, HOUR_TAG, INGEST_JOB, RANGE_END_TAG, RANGE_START_TAG
+from pipeline.events.partitions import archive_partitions, hourly_partitions
+from pipeline.resources.lake import Lake, LakeObject, LakeResource
+from pipeline.resources.warehouse import WarehouseResource
+from pipeline.settings import Settings
+
+
+def file_set_key(prefix: str, objects: list[LakeObject]) -> str:
+    digest = hashlib.sha256("\n".join(f"{o.key}:{o.etag}" for o in sorted(objects, key=lambda o: o.key)).encode())
+    return f"{prefix}:{digest.hexdigest()[:20]}"
+
+
+@dataclass
+class LandingPlan:
+    """What one tick decided, kept separate from Dagster types so it is easy to test."""
+
+    live: dict[str, list[LakeObject]]
+    backlog: dict[str, list[LakeObject]]
+    quarantined: dict[str, str]
+    waiting: list[str]  # files for hours that are not partitions yet (clock skew)
+    cursor: str
+
+
+def plan_landing(lake: Lake, settings: Settings, cursor: str, newest: pd.Timestamp | None,
+                 last_partition: str | None) -> LandingPlan:
+    page = lake.list_page("landing/", start_after=cursor, limit=settings.landing_page_size)
+    plan = LandingPlan({}, {}, {}, [], page[-1].key if len(page) == settings.landing_page_size else "")
+    first = layout.hour_start(f"{settings.partitions_start}-00:00")
+    last = layout.hour_start(last_partition) if last_partition else None
+    for obj in page:
+        try:
+            fname = schema.parse_file_name(obj.name)
+        except schema.BadFileName as error:
+            layout.quarantine(lake, _safe_name(obj.name), lake.read_bytes(obj.key), f"bad file name: {error}")
+            lake.delete(obj.key)
+            plan.quarantined[obj.name] = str(error)
+            continue
+        hour = fname.minute.floor("h")
+        if hour < first:
+            reason = (f"its hour {hour:%Y-%m-%d %H:00} is before PIPELINE_PARTITIONS_START="
+                      f"{settings.partitions_start}; lower that setting and land it again")
+            layout.quarantine(lake, obj.name, lake.read_bytes(obj.key), reason)
+            lake.delete(obj.key)
+            plan.quarantined[obj.name] = reason
+            continue
+        if last is None or hour > last:
+            plan.waiting.append(obj.name)
+            continue
+        key = layout.partition_key(hour)
+        late = newest is not None and fname.minute < newest
+        (plan.backlog if late else plan.live).setdefault(key, []).append(obj)
+    # An hour with any live file is live; its late files ride along in the same run.
+    for key in list(plan.backlog):
+        if key in plan.live:
+            plan.live[key] += plan.backlog.pop(key)
+    return plan
+
+
+def _safe_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).lstrip("._-")
+    return cleaned[:200] or "unnamed"
+
+
+def ingest_requests(plan: LandingPlan) -> list[dg.RunRequest]:
+    requests = [
+        dg.RunRequest(
+            run_key=file_set_key(key, objects),
+            partition_key=key,
+            tags={HOUR_TAG: key, "dagster/priority": str(PRIORITY_LIVE), BACKLOG_TAG: "false"},
+        )
+        for key, objects in sorted(plan.live.items())
+    ]
+    if plan.backlog:
+        keys = sorted(plan.backlog)
+        objects = [o for k in keys for o in plan.backlog[k]]
+        tags = {BACKLOG_TAG: "true", "dagster/priority": str(PRIORITY_BACKLOG)}
+        if len(keys) == 1:
+            requests.append(dg.RunRequest(run_key=file_set_key(keys[0], objects), partition_key=keys[0],
+                                          tags={**tags, HOUR_TAG: keys[0]}))
+        else:
+            # One run over the whole range (BackfillPolicy.single_run), serialised with other backlog runs.
+            requests.append(dg.RunRequest(
+                run_key=file_set_key(f"{keys[0]}..{keys[-1]}", objects),
+                tags={**tags, HOUR_TAG: "backlog", RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
+            ))
+    return requests
+
+
+def archive_requests(lake: Lake, settings: Settings, newest: pd.Timestamp | None) -> list[dg.RunRequest]:
+    """One archive run per settled block that still has raw files."""
+    if newest is None:
+        return []
+    settle = newest - pd.Timedelta(minutes=settings.archive_settle_minutes)
+    span = pd.Timedelta(hours=1) if settings.archive_block == "hour" else pd.Timedelta(days=1)
+    blocks: dict[pd.Timestamp, list[LakeObject]] = {}
+    for obj in lake.list("raw/"):
+        hour = pd.Timestamp(pd.to_datetime(obj.key.split("/")[1], format="%Y-%m-%d-%H"), tz="UTC")
+        blocks.setdefault(hour.floor("h" if settings.archive_block == "hour" else "D"), []).append(obj)
+    requests = []
+    for start, objects in sorted(blocks.items()):
+        if start + span > settle:
+            continue  # not settled: more files may still arrive for it
+        key = start.strftime("%Y-%m-%d-%H:%M" if settings.archive_block == "hour" else "%Y-%m-%d")
+        requests.append(dg.RunRequest(run_key=file_set_key(f"archive-{key}", objects), partition_key=key,
+                                      tags={"dagster/priority": str(PRIORITY_ARCHIVE)}))
+    return requests
+
+
+def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    hourly = hourly_partitions(settings)
+    archive_parts = archive_partitions(settings)
+
+    @dg.sensor(
+        name="landing_sensor",
+        job_name=INGEST_JOB,
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Lists landing/ a page per tick and requests one ingest run per hour with new files "
+                    "(live runs first; late files as backlog runs, several hours as one range run).",
+    )
+    def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, warehouse: WarehouseResource):
+        state = json.loads(context.cursor) if context.cursor else {}
+        newest = processing.newest_t1_minute(warehouse.get(), settings)
+        plan = plan_landing(lake.get(), settings, state.get("after", ""), newest,
+                            hourly.get_last_partition_key())
+        for name, reason in plan.quarantined.items():
+            context.log.warning(f"quarantined landed file {name!r}: {reason}")
+        if plan.waiting:
+            context.log.info(f"{len(plan.waiting)} file(s) wait for their hour to become a partition")
+        requests = ingest_requests(plan)
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": plan.cursor}))
+
+    @dg.sensor(
+        name="archive_sensor",
+        job_name=ARCHIVE_JOB,
+        minimum_interval_seconds=max(60, settings.sensor_interval_seconds),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Requests an archive run for every settled block (older than the newest t1 minute "
+                    "minus PIPELINE_ARCHIVE_SETTLE_MINUTES) that still has raw files.",
+    )
+    def archive_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, warehouse: WarehouseResource):
+        newest = processing.newest_t1_minute(warehouse.get(), settings)
+        requests = [r for r in archive_requests(lake.get(), settings, newest)
+                    if r.partition_key in archive_parts.get_partition_keys()]
+        return dg.SensorResult(run_requests=requests)
+
+    automation = dg.AutomationConditionSensorDefinition(
+        "events_automation",
+        target=dg.AssetSelection.assets("rankings"),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        description="Refreshes the rankings when t1 changes.",
+    )
+    return [landing_sensor, archive_sensor, automation]
