@@ -47,7 +47,7 @@ def execute_request(defs: dg.Definitions, instance: dg.DagsterInstance, job_name
 
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance, sensor_name: str, cursor: str | None):
     sensor = defs.resolve_sensor_def(sensor_name)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources)
     result = sensor(context)
     return list(result.run_requests or []), result.cursor
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline.events.assets import PRIORITY_ARCHIVE, PRIORITY_RETENTION
-from pipeline.events.partitions import archive_partitions, hourly_partitions
 from pipeline.settings import Settings
 
 INGEST_JOB = "events_ingest"
@@ -23,13 +22,11 @@ def build_jobs(settings: Settings) -> list[dg.UnresolvedAssetJobDefinition]:
         dg.define_asset_job(
             INGEST_JOB,
             selection=dg.AssetSelection.assets("raw_files", "t1_minute", "t2_hour"),
-            partitions_def=hourly_partitions(settings),
             description="Claim an hour's landed files, recompute its changed minutes (t1) and its hour (t2).",
         ),
         dg.define_asset_job(
             ARCHIVE_JOB,
             selection=dg.AssetSelection.assets("archive"),
-            partitions_def=archive_partitions(settings),
             tags={"dagster/priority": str(PRIORITY_ARCHIVE), "clickflow/lane": "housekeeping"},
             description="Archive a settled block and delete its verified raw files.",
         ),

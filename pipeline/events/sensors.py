@@ -5,7 +5,6 @@ derived from the partition and the exact file set (key + ETag), so a repeated ti
 file or a second sensor process never starts the same work twice.
 """
 
-from __future__ import annotations
 
 import hashlib
 import json
@@ -49,7 +48,8 @@ def plan_landing(lake: Lake, settings: Settings, cursor: str, newest: pd.Timesta
         try:
             fname = schema.parse_file_name(obj.name)
         except schema.BadFileName as error:
-            layout.quarantine(lake, _safe_name(obj.name), lake.read_bytes(obj.key), f"bad file name: {error}")
+            layout.quarantine(lake, _safe_name(obj.name), lake.read_bytes(obj.key), f"bad file name: {error}",
+                              original_name=obj.name)
             lake.delete(obj.key)
             plan.quarantined[obj.name] = str(error)
             continue

@@ -89,8 +89,8 @@ def assert_same(actual: pd.DataFrame, expected: pd.DataFrame, keys: list[str], l
     expected = expected[list(actual.columns)].sort_values(keys).reset_index(drop=True)
     for column in actual.columns:
         if column in ("minute", "hour"):
-            actual[column] = pd.to_datetime(actual[column], utc=True)
-            expected[column] = pd.to_datetime(expected[column], utc=True)
+            actual[column] = pd.to_datetime(actual[column], utc=True).astype("datetime64[ns, UTC]")
+            expected[column] = pd.to_datetime(expected[column], utc=True).astype("datetime64[ns, UTC]")
         elif actual[column].dtype.kind in "iuf" or expected[column].dtype.kind in "iuf":
             actual[column] = actual[column].astype("float64")
             expected[column] = expected[column].astype("float64")
