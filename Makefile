@@ -4,8 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PIPELINE_HOME ?= $(CURDIR)/.clickflow
-# The demo replays the public data set's first day; partitions start there unless you say otherwise.
+# The demo replays history (the public data set's first days): its partitions cover that week.
+# For live data, set PIPELINE_PARTITIONS_START to a recent date and PIPELINE_PARTITIONS_END= (empty).
 export PIPELINE_PARTITIONS_START ?= 2019-10-01
+export PIPELINE_PARTITIONS_END ?= 2019-10-08
 
 .PHONY: install demo test test-fast dev process status bench clean
 

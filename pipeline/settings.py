@@ -61,6 +61,7 @@ class Settings:
     pg_url: str | None
     lake_url: str
     partitions_start: str
+    partitions_end: str | None = None
     events: tuple[str, ...] = AGGREGATED_EVENTS
     dimensions: tuple[str, ...] = ("product_id", "brand", "category_l3")
     t1_retention_hours: int = 24
@@ -98,6 +99,16 @@ class Settings:
         except ValueError:
             raise _bad("PIPELINE_PARTITIONS_START", start_raw, "an ISO date such as 2019-10-01") from None
 
+        end_raw = env.get("PIPELINE_PARTITIONS_END") or None
+        end = None
+        if end_raw is not None:
+            try:
+                end = dt.date.fromisoformat(end_raw.strip())
+            except ValueError:
+                raise _bad("PIPELINE_PARTITIONS_END", end_raw, "an ISO date after PIPELINE_PARTITIONS_START") from None
+            if end <= start:
+                raise _bad("PIPELINE_PARTITIONS_END", end_raw, f"an ISO date after PIPELINE_PARTITIONS_START={start}")
+
         events = _choice_list(env, "PIPELINE_EVENTS", "purchase,view", AGGREGATED_EVENTS)
         dimensions = _choice_list(env, "PIPELINE_DIMENSIONS", "product_id,brand,category_l3", DIMENSIONS)
 
@@ -106,6 +117,7 @@ class Settings:
             pg_url=pg_url,
             lake_url=lake_url,
             partitions_start=start.isoformat(),
+            partitions_end=end.isoformat() if end else None,
             events=events,
             dimensions=dimensions,
             t1_retention_hours=_positive_int(env, "PIPELINE_T1_RETENTION_HOURS", 24),

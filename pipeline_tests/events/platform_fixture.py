@@ -59,6 +59,7 @@ def make_platform(tmp_path: Path, pg_url: str, monkeypatch, **overrides: str) ->
         "PIPELINE_PG_URL": pg_url,
         "PIPELINE_LAKE_URL": str(tmp_path / "lake"),
         "PIPELINE_PARTITIONS_START": "2019-10-01",
+        "PIPELINE_PARTITIONS_END": "2019-10-03",
         **overrides,
     }
     for key, value in env.items():
