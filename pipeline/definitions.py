@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline.events.definitions import build_defs as events_defs
+from pipeline.insights.definitions import build_defs as insights_defs
 from pipeline.resources import build_resources
 from pipeline.settings import Settings, load_settings
 
@@ -12,6 +13,7 @@ from pipeline.settings import Settings, load_settings
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         events_defs(settings),
+        insights_defs(settings),
         dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor),
     )
 

@@ -8,7 +8,7 @@ file or a second sensor process never starts the same work twice.
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 import pandas as pd
@@ -17,7 +17,7 @@ from pipeline.events import layout, processing, schema
 from pipeline.events.assets import PRIORITY_ARCHIVE, PRIORITY_BACKLOG, PRIORITY_LIVE
 from pipeline.events.jobs import ARCHIVE_JOB, BACKLOG_TAG, HOUR_TAG, INGEST_JOB, RANGE_END_TAG, RANGE_START_TAG
 from pipeline.events.partitions import archive_partitions, hourly_partitions
-from pipeline.resources.lake import Lake, LakeObject, LakeResource
+from pipeline.resources.lake import Lake, LakeKeyError, LakeObject, LakeResource, validate_key
 from pipeline.resources.warehouse import WarehouseResource
 from pipeline.settings import Settings
 
@@ -36,6 +36,7 @@ class LandingPlan:
     quarantined: dict[str, str]
     waiting: list[str]  # files for hours that are not partitions yet (clock skew)
     cursor: str
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def plan_landing(lake: Lake, settings: Settings, cursor: str, newest: pd.Timestamp | None,
@@ -45,6 +46,11 @@ def plan_landing(lake: Lake, settings: Settings, cursor: str, newest: pd.Timesta
     first = layout.hour_start(f"{settings.partitions_start}-00:00")
     last = layout.hour_start(last_partition) if last_partition else None
     for obj in page:
+        try:
+            validate_key(obj.key)
+        except LakeKeyError as error:
+            plan.unreadable[obj.key] = str(error)  # cannot be read safely: left where it is, reported
+            continue
         try:
             fname = schema.parse_file_name(obj.name)
         except schema.BadFileName as error:
@@ -143,6 +149,8 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
                             hourly.get_last_partition_key())
         for name, reason in plan.quarantined.items():
             context.log.warning(f"quarantined landed file {name!r}: {reason}")
+        for key, reason in plan.unreadable.items():
+            context.log.error(f"cannot read landed object {key!r} ({reason}); rename or remove it")
         if plan.waiting:
             context.log.info(f"{len(plan.waiting)} file(s) wait for their hour to become a partition")
         requests = ingest_requests(plan)

@@ -14,8 +14,8 @@ import random
 
 import pandas as pd
 import pytest
-from event_oracle import assert_same, batch_oracle, to_hours
-from platform_fixture import make_platform, sample_files, write_sources
+from pipeline_tests.events.event_oracle import assert_same, batch_oracle, to_hours
+from pipeline_tests.events.platform_fixture import make_platform, sample_files, write_sources
 
 from pipeline.events.tables import pairs
 

@@ -1,0 +1,596 @@
+"""Pure transforms of the event stream: file bytes -> raw rows -> typed rows -> minute aggregates.
+
+No Dagster here: the assets call these functions, the tests call them alone.
+
+Two choices make every result independent of the order in which files arrive:
+
+* Money is summed exactly. Prices are counted in 1/10,000 units (``PRICE_SCALE``, the scale of
+  ``numeric(15,4)``) as int64, so a sum does not depend on the order of its terms: aggregating a
+  minute from its files in any order, and merging minute partials into an hour, give bit-identical
+  ``gmv`` and ``avg_price``. A float sum would differ in the last digits from one order to another.
+* Duplicate views are resolved by content, never by position (see ``dedupe_views``).
+
+Text columns use pandas' arrow-backed string dtype with NaN for missing values (``TEXT``, the
+``str`` dtype that becomes the default in pandas 3): parsing and grouping stay in Arrow, without
+one Python object per cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+import zlib
+from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from pipeline.events.schema import COLUMNS, EVENT_TYPES
+
+MAX_LINE_BYTES = 1_000_000
+# A price above this is a data error, and would put exact money sums at risk of int64 overflow.
+MAX_PRICE = 1_000_000_000.0
+PRICE_SCALE = 10_000
+
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+INT_DIMENSIONS = frozenset({"product_id", "category_id", "user_id"})
+AGGREGATED_EVENTS = ("purchase", "view")
+
+# Rejection reasons, in the order rows are checked: a row gets the first that applies.
+BAD_EVENT_TIME = "bad event_time"
+UNKNOWN_EVENT_TYPE = "unknown event_type"
+BAD_PRODUCT_ID = "bad product_id"
+BAD_CATEGORY_ID = "bad category_id"
+BAD_PRICE = "bad price"
+BAD_USER_ID = "bad user_id"
+OUTSIDE_MINUTE = "event_time outside the file's minute"
+REASONS = (
+    BAD_EVENT_TIME, UNKNOWN_EVENT_TYPE, BAD_PRODUCT_ID, BAD_CATEGORY_ID, BAD_PRICE, BAD_USER_ID,
+    OUTSIDE_MINUTE,
+)
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
+# "2019-10-01 00:00:00 UTC", "2019-10-01 00:00:00", "2019-10-01T00:00:00" (also with "Z").
+_EVENT_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}( UTC|Z)?$"
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_INT64_MAX = "9223372036854775807"
+_NS_PER_MINUTE = 60 * 1_000_000_000
+# Seconds since the epoch that datetime64[ns] can hold.
+_MIN_SECONDS = pd.Timestamp.min.value // 1_000_000_000 + 1
+_MAX_SECONDS = pd.Timestamp.max.value // 1_000_000_000 - 1
+
+
+class BadFile(ValueError):
+    """A whole file cannot be used; the message says why in plain words."""
+
+
+# --------------------------------------------------------------------------------------- reading
+
+
+def read_events(data: bytes, name: str) -> pd.DataFrame:
+    """Parse one landed file into raw text columns (``COLUMNS`` order) plus ``_line``.
+
+    ``_line`` is the 1-based line number in the (decompressed) file, the header being line 1, so a
+    rejected row can be found in the original file.
+    """
+    if name.endswith(".gz"):
+        data = _gunzip(data)
+    elif data[:2] == _GZIP_MAGIC:
+        raise BadFile("gzip-compressed data in a file whose name does not end in .gz")
+    if not data or data.isspace():
+        raise BadFile("file is empty")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise BadFile(f"not UTF-8 text (binary?): NUL byte at offset {nul}")
+
+    starts, ends = _line_bounds(data)
+    lengths = ends - starts
+    longest = int(np.argmax(lengths))
+    if lengths[longest] > MAX_LINE_BYTES:
+        raise BadFile(f"line {longest + 1} is {lengths[longest]} bytes long; the limit is {MAX_LINE_BYTES}")
+
+    # Blank lines (also "\r" alone) are skipped, as the CSV reader skips them.
+    blank = (lengths == 0) | ((lengths == 1) & (np.frombuffer(data, np.uint8)[starts] == 0x0D))
+    numbers = np.flatnonzero(~blank)
+    header = int(numbers[0])
+    names = _header(data[starts[header]:ends[header]], first_line=header == 0)
+    lines = numbers[1:] + 1
+    if not len(lines):
+        raise BadFile("file has a header but no rows")
+
+    body = pa.py_buffer(data).slice(int(ends[header]) + 1)
+    table = _parse_body(body, names, lines)
+    if table.num_rows != len(lines):
+        raise BadFile(
+            f"found {table.num_rows} rows on {len(lines)} lines: a quoted value contains a line break, "
+            "or lines end in a bare carriage return; every event must be on one line"
+        )
+    frame = table.select(list(COLUMNS)).to_pandas(types_mapper=_text_mapper)
+    frame["_line"] = lines.astype(np.int64)
+    return frame
+
+
+def _gunzip(data: bytes) -> bytes:
+    try:
+        return gzip.decompress(data)
+    except EOFError:
+        raise BadFile("gzip stream is truncated") from None
+    except (OSError, zlib.error) as error:
+        raise BadFile(f"not a valid gzip file ({error})") from None
+
+
+def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end offsets (end exclusive, without the newline) of every line."""
+    buffer = np.frombuffer(data, np.uint8)
+    # In slices that stay in the CPU cache: 6x faster than one pass on a large file.
+    step = 1 << 20
+    ends = np.concatenate(
+        [np.flatnonzero(buffer[at:at + step] == 0x0A) + at for at in range(0, len(buffer), step)]
+    )
+    if not data.endswith(b"\n"):
+        ends = np.append(ends, len(data))
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    return starts, ends
+
+
+def _header(line: bytes, first_line: bool) -> list[str]:
+    if first_line and line.startswith(_UTF8_BOM):
+        line = line[len(_UTF8_BOM):]
+    try:
+        text = line.rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadFile("not UTF-8 text (binary?): the header line") from None
+    names = next(csv.reader([text]))
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    missing = [c for c in COLUMNS if c not in names]
+    unexpected = [n for n in names if n not in COLUMNS]
+    problems = []
+    if missing:
+        problems.append(f"missing columns {missing}")
+    if unexpected:
+        problems.append(f"unexpected {unexpected}")
+    if repeated:
+        problems.append(f"repeated {repeated}")
+    if problems:
+        raise BadFile(f"header does not match: {', '.join(problems)}; expected {','.join(COLUMNS)}")
+    return names
+
+
+def _parse_body(body: pa.Buffer, names: list[str], lines: np.ndarray, use_threads: bool = True) -> pa.Table:
+    """Read the rows after the header, every column as text; empty fields become null."""
+    bad_rows = []
+
+    def refuse(row) -> str:
+        bad_rows.append(row)
+        return "error"
+
+    options = dict(
+        read_options=pacsv.ReadOptions(
+            column_names=names, use_threads=use_threads, block_size=4 * MAX_LINE_BYTES,
+        ),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=refuse),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in names}, strings_can_be_null=True, null_values=[""],
+        ),
+    )
+    try:
+        return pacsv.read_csv(pa.BufferReader(body), **options)
+    except pa.ArrowInvalid as error:
+        message = str(error)
+    row_number = re.search(r"Row #(\d+)", message)
+    if bad_rows:
+        row = bad_rows[0]
+        if row.number is None and use_threads:
+            # Row numbers are only known when reading on one thread: read again to name the line.
+            return _parse_body(body, names, lines, use_threads=False)
+        where = _line_of(lines, row.number)
+        raise BadFile(f"{where} has {row.actual_columns} fields; expected {row.expected_columns}")
+    if "UTF8" in message:
+        if row_number is None and use_threads:
+            return _parse_body(body, names, lines, use_threads=False)
+        where = _line_of(lines, int(row_number[1]) if row_number else None)
+        raise BadFile(f"not UTF-8 text (binary?): {where}")
+    raise BadFile(f"cannot be read as CSV: {message}")
+
+
+def _line_of(lines: np.ndarray, row: int | None) -> str:
+    if row is None or not 1 <= row <= len(lines):
+        return "a line"
+    return f"line {int(lines[row - 1])}"
+
+
+def _text_mapper(dtype: pa.DataType):
+    return TEXT if dtype in (pa.string(), pa.large_string()) else None
+
+
+# ------------------------------------------------------------------------------------ validation
+
+
+def validate(
+    raw: pd.DataFrame, minute: pd.Timestamp, event_types: Sequence[str] = EVENT_TYPES,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split raw rows into typed good rows and rejected rows, each rejection with one reason.
+
+    A row is checked column by column in ``REASONS`` order and gets the first reason that applies;
+    a row that types well but whose event time is not in the file's minute is rejected too, so it
+    is reported instead of being counted in the wrong minute.
+    """
+    minute = _utc(minute).floor("min")
+    seconds, time_ok = _parse_event_time(_arrow_text(raw["event_time"]))
+    event_type = _arrow_text(raw["event_type"])
+    type_ok = pc.is_in(event_type, value_set=pa.array(list(event_types), event_type.type))
+    product_id, product_ok = _parse_id(_arrow_text(raw["product_id"]))
+    category_id, category_ok = _parse_id(_arrow_text(raw["category_id"]))
+    price, price_ok = _parse_price(_arrow_text(raw["price"]))
+    user_id, user_ok = _parse_id(_arrow_text(raw["user_id"]))
+    nanos = seconds * 1_000_000_000
+    in_minute = nanos - nanos % _NS_PER_MINUTE == minute.value
+
+    checks = (time_ok, _numpy_bool(type_ok), product_ok, category_ok, price_ok, user_ok, in_minute)
+    failed = np.zeros(len(raw), dtype=np.int8)  # 0 = good, else 1 + index in REASONS
+    for index in range(len(checks) - 1, -1, -1):
+        failed[~checks[index]] = index + 1
+
+    good_at = failed == 0
+    take = pa.array(good_at)
+    event_time = pd.Series(pd.to_datetime(nanos[good_at], unit="ns", utc=True))
+    good = pd.DataFrame({
+        "event_time": event_time,
+        "event_type": _text_series(event_type.filter(take)),
+        "product_id": product_id[good_at],
+        "category_id": category_id[good_at],
+        "category_code": _text_series(_arrow_text(raw["category_code"]).filter(take)),
+        "brand": _text_series(_arrow_text(raw["brand"]).filter(take)),
+        "price": price[good_at],
+        "user_id": user_id[good_at],
+        "user_session": _text_series(_arrow_text(raw["user_session"]).filter(take)),
+        "minute": event_time.dt.floor("min"),
+    })
+    bad_at = ~good_at
+    rejected = raw.loc[bad_at].reset_index(drop=True)
+    rejected["reason"] = pd.array(np.array(REASONS, dtype=object)[failed[bad_at] - 1], dtype=TEXT)
+    return good, rejected
+
+
+def _parse_event_time(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds since the epoch (0 where invalid) and validity of each event time."""
+    shaped = pc.match_substring_regex(text, _EVENT_TIME)
+    core = pc.if_else(shaped, pc.utf8_slice_codeunits(text, 0, 19), pa.scalar(None, text.type))
+    try:
+        parsed = pc.cast(core, pa.timestamp("s"))
+    except pa.ArrowInvalid:
+        # Well shaped but not a real instant somewhere (2019-02-30, 24:00:00): find which rows.
+        core = pc.replace_substring(core, "T", " ")
+        parsed = pc.strptime(core, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
+        round_trip = pc.equal(pc.strftime(parsed, format="%Y-%m-%d %H:%M:%S"), core.cast(pa.string()))
+        parsed = pc.if_else(round_trip, parsed, pa.scalar(None, parsed.type))
+    seconds = parsed.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
+    ok = _numpy_bool(parsed.is_valid()) & (seconds >= _MIN_SECONDS) & (seconds <= _MAX_SECONDS)
+    return np.where(ok, seconds, 0), ok
+
+
+def _parse_id(text: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative int64 ids written as plain digits; 0 where invalid."""
+    length = pc.binary_length(text)
+    fits = pc.less(length, 19)
+    if pc.any(pc.greater_equal(length, 19)).as_py():
+        at_most = pc.less_equal(text, pa.scalar(_INT64_MAX, text.type))
+        fits = pc.or_(fits, pc.and_(pc.equal(length, 19), at_most))
+    ok = pc.and_(pc.ascii_is_decimal(text), fits).fill_null(False)
+    values = pc.cast(pc.if_else(ok, text, pa.scalar("0", text.type)), pa.int64())
+    return values.to_numpy(zero_copy_only=False), _numpy_bool(ok)
+
+
+def _parse_price(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Finite prices in [0, MAX_PRICE]; NaN where invalid."""
+    try:
+        values = pc.cast(text, pa.float64())
+    except pa.ArrowInvalid:
+        numeric = pc.match_substring_regex(text, _NUMBER)
+        values = pc.cast(pc.if_else(numeric, text, pa.scalar(None, text.type)), pa.float64())
+    price = values.to_numpy(zero_copy_only=False).astype(np.float64)  # null -> NaN
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(price) & (price >= 0) & (price <= MAX_PRICE)
+    return np.where(ok, price, np.nan), ok
+
+
+def _numpy_bool(mask: pa.Array) -> np.ndarray:
+    return mask.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _arrow_text(series: pd.Series) -> pa.ChunkedArray:
+    """The column as Arrow text (zero-copy for TEXT columns)."""
+    if series.dtype != TEXT:
+        series = series.astype(TEXT)
+    return pa.chunked_array(pa.array(series.array))
+
+
+def _text_series(array: pa.Array | pa.ChunkedArray) -> pd.Series:
+    return pd.Series(TEXT.__from_arrow__(array))
+
+
+def _single(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _utc(ts) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+# -------------------------------------------------------------------------------------- cleaning
+
+
+def clean(good: pd.DataFrame) -> pd.DataFrame:
+    """Fill missing brand / category_code from the ids and split the category into three levels.
+
+    Levels are padded with the last one present (``electronics.smartphone`` -> electronics,
+    smartphone, smartphone); a code with more than three levels keeps its first three. Splitting is
+    done once per distinct code, then spread to the rows.
+    """
+    out = good.copy()
+    out["brand"] = _text_series(_fill(_arrow_text(good["brand"]), good["product_id"]))
+    code = _fill(_arrow_text(good["category_code"]), good["category_id"])
+    out["category_code"] = _text_series(code)
+    encoded = pc.dictionary_encode(_single(code))
+    for level, values in enumerate(_levels(encoded.dictionary), start=1):
+        out[f"category_l{level}"] = _text_series(values.take(encoded.indices))
+    return out
+
+
+def _fill(text: pa.Array, ids: pd.Series) -> pa.Array:
+    """Missing text replaced by the id written as text."""
+    if text.null_count == 0:
+        return text
+    return pc.coalesce(text, pc.cast(pa.array(ids.to_numpy(np.int64)), text.type))
+
+
+def _levels(codes: pa.Array) -> list[pa.Array]:
+    """category_l1..l3 of each code; a missing or empty level repeats the level before it."""
+    parts = pc.split_pattern(codes, ".")
+    count = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    offsets = parts.offsets.to_numpy()[:-1]
+    levels = [parts.values.take(pa.array(offsets))]
+    for k in (1, 2):
+        part = parts.values.take(pa.array(offsets + np.minimum(k, count - 1)))
+        present = pc.and_(pa.array(k < count), pc.not_equal(part, ""))
+        levels.append(pc.if_else(present, part, levels[-1]))
+    return levels
+
+
+def keep_events(df: pd.DataFrame, events: Sequence[str]) -> pd.DataFrame:
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if unknown:
+        raise ValueError(f"unknown event types {unknown}; expected some of {', '.join(EVENT_TYPES)}")
+    return df[df["event_type"].isin(list(events)).to_numpy()]
+
+
+def dedupe_views(df: pd.DataFrame) -> pd.DataFrame:
+    """One view per (minute, user_session, product_id): the earliest; other events untouched.
+
+    Views without a user_session count as one session (as pandas' ``dropna=False``): a user
+    viewing a product twice in a minute without a session is still one view. When several views
+    share the earliest time, the one first in a sort on price then all other columns is kept, so
+    the surviving rows depend only on the rows' content, never on file or row order (price first:
+    it is the only column an aggregate reads). Kept rows keep their index and order.
+    """
+    return df[_dedupe_mask(df)]
+
+
+def _dedupe_mask(df: pd.DataFrame, is_view: np.ndarray | None = None) -> np.ndarray:
+    """True for every row ``dedupe_views`` keeps."""
+    if is_view is None:
+        is_view = (df["event_type"] == "view").to_numpy()
+    keep = ~is_view
+    views = np.flatnonzero(is_view)
+    # Views alone on their (minute, product_id) need no session: most rows, when minutes are short.
+    coarse = _dense_codes(_ns(df["minute"])[views], df["product_id"].to_numpy(np.int64)[views])
+    shared = np.bincount(coarse)[coarse] > 1
+    keep[views[~shared]] = True
+    views, coarse = views[shared], coarse[shared]
+    if not len(views):
+        return keep
+    sessions = pc.dictionary_encode(_single(_arrow_text(df["user_session"].iloc[views])))
+    missing_as_one = sessions.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    group = _dense_codes(coarse, missing_as_one)
+
+    times = _ns(df["event_time"])[views]
+    first = pd.Series(times).groupby(group, sort=False).min().to_numpy()  # indexed by code
+    candidates = np.flatnonzero(times == first[group])
+    tied = np.bincount(group[candidates])[group[candidates]] > 1
+    keep[views[candidates[~tied]]] = True
+    if tied.any():
+        at = views[candidates[tied]]
+        ties = df.iloc[at].assign(_group=group[candidates[tied]], _position=at)
+        order = ["_group", "price", *(c for c in df.columns if c != "price")]
+        ordered = ties.sort_values(order, kind="mergesort", na_position="last")
+        keep[ordered.drop_duplicates("_group")["_position"].to_numpy()] = True
+    return keep
+
+
+def _dense_codes(*parts: np.ndarray) -> np.ndarray:
+    """Codes 0..k-1, in order of first appearance, of the tuples formed by the int arrays."""
+    combined = np.zeros(len(parts[0]), np.int64)
+    size = 1
+    for part in parts:
+        codes, uniques = pd.factorize(part)
+        if size * max(len(uniques), 1) >= 2**62:  # re-densify before the mixed radix overflows
+            combined, seen = pd.factorize(combined)
+            size = len(seen)
+        combined = combined * len(uniques) + codes
+        size *= max(len(uniques), 1)
+    return pd.factorize(combined)[0]
+
+
+def _ns(times: pd.Series) -> np.ndarray:
+    """Nanoseconds since the epoch of a UTC datetime column."""
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
+
+
+# ----------------------------------------------------------------------------------- aggregating
+
+
+def metric_columns(event: str, dimension: str) -> tuple[str, ...]:
+    if event == "view":
+        return ("view_count", "avg_price") if dimension == "product_id" else ("view_count",)
+    if event == "purchase":
+        return ("gmv", "purchase_count", "avg_price")
+    raise ValueError(f"no aggregates for event type {event!r}; expected one of {', '.join(AGGREGATED_EVENTS)}")
+
+
+def _count_column(event: str) -> str:
+    return "view_count" if event == "view" else "purchase_count"
+
+
+def aggregate(df: pd.DataFrame, event: str, dimension: str, time_col: str = "minute") -> pd.DataFrame:
+    """Metrics of one event type per (time_col, dimension), sorted by both."""
+    metric_columns(event, dimension)
+    rows = np.flatnonzero((df["event_type"] == event).to_numpy())
+    return _summarise(
+        _factorize(df[time_col]).take(rows), _factorize(df[dimension]).take(rows),
+        np.ones(len(rows), np.int64), _price_units(df["price"].to_numpy(np.float64)[rows]),
+        event, dimension, time_col,
+    )
+
+
+def merge_partials(df: pd.DataFrame, event: str, dimension: str, time_col: str) -> pd.DataFrame:
+    """Merge partial aggregates sharing a key: counts and gmv add, avg_price is count-weighted.
+
+    The exact money sum of each partial is recovered from its float metrics (gmv, or avg_price x
+    count), so merging minutes gives the same result as aggregating their rows at once.
+    """
+    metrics = metric_columns(event, dimension)
+    counts = df[_count_column(event)].to_numpy(np.int64)
+    if "gmv" in metrics:
+        units = _price_units(df["gmv"].to_numpy(np.float64))
+    elif "avg_price" in metrics:
+        units = _price_units(df["avg_price"].to_numpy(np.float64) * counts)
+    else:
+        units = np.zeros(len(df), np.int64)
+    return _summarise(_factorize(df[time_col]), _factorize(df[dimension]), counts, units, event, dimension, time_col)
+
+
+def aggregate_minutes(
+    cleaned: pd.DataFrame, events: Iterable[str], dimensions: Iterable[str],
+) -> dict[tuple[str, str], pd.DataFrame]:
+    """Every (event, dimension) aggregate of cleaned rows of one or many minutes.
+
+    Same result as ``keep_events`` -> ``dedupe_views`` -> ``aggregate``, but each column is
+    hashed once for all aggregates and no row is copied.
+    """
+    events, dimensions = tuple(events), tuple(dimensions)
+    for event in events:
+        metric_columns(event, "")
+    kinds = _factorize(cleaned["event_type"])
+    of_kind = {kind: kinds.codes == code for code, kind in enumerate(kinds.uniques)}
+    nothing = np.zeros(len(cleaned), dtype=bool)
+    rows = {event: of_kind.get(event, nothing) for event in events}
+    if "view" in events:
+        rows["view"] = rows["view"] & _dedupe_mask(cleaned, rows["view"])
+    minutes = _factorize(cleaned["minute"])
+    units = _price_units(cleaned["price"].to_numpy(np.float64))
+    keys = {dimension: _factorize(cleaned[dimension]) for dimension in dimensions}
+    out = {}
+    for event in events:
+        at = np.flatnonzero(rows[event])
+        for dimension in dimensions:
+            out[(event, dimension)] = _summarise(
+                minutes.take(at), keys[dimension].take(at), np.ones(len(at), np.int64), units[at],
+                event, dimension, "minute",
+            )
+    return out
+
+
+class _Factors(NamedTuple):
+    """A column as integer codes into its distinct values (missing values are one of them)."""
+
+    codes: np.ndarray
+    uniques: pd.Index
+
+    def take(self, rows: np.ndarray) -> "_Factors":
+        return _Factors(self.codes[rows], self.uniques)
+
+
+def _factorize(values: pd.Series) -> _Factors:
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return _Factors(codes.astype(np.int64, copy=False), pd.Index(uniques))
+
+
+def _price_units(amounts: np.ndarray) -> np.ndarray:
+    return np.rint(amounts * PRICE_SCALE).astype(np.int64)
+
+
+def _summarise(
+    times: _Factors, keys: _Factors, counts: np.ndarray, units: np.ndarray,
+    event: str, dimension: str, time_col: str,
+) -> pd.DataFrame:
+    """Sum counts and money units per (time, key), sorted by both; derive the event's metrics."""
+    sorted_times, time_rank = _sorted(times.uniques)
+    sorted_keys, key_rank = _sorted(keys.uniques)
+    width = max(len(sorted_keys), 1)
+    # One int64 per row that sorts as (time, key): a single stable sort groups and orders at once.
+    pair = time_rank[times.codes] * width + key_rank[keys.codes]
+    order = np.argsort(pair, kind="stable")
+    pair = pair[order]
+    starts = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]])) if len(pair) else order
+    count = np.add.reduceat(counts[order], starts) if len(pair) else counts
+    money = np.add.reduceat(units[order], starts) if len(pair) else units
+    at_time, at_key = np.divmod(pair[starts], width)
+    gmv = money / PRICE_SCALE
+    with np.errstate(invalid="ignore", divide="ignore"):
+        metrics = {"view_count": count, "purchase_count": count, "gmv": gmv, "avg_price": gmv / count}
+    out = pd.DataFrame({
+        time_col: _as_utc_ns(sorted_times.take(at_time)),
+        dimension: _dimension(sorted_keys.take(at_key), dimension),
+    })
+    for name in metric_columns(event, dimension):
+        out[name] = metrics[name]
+    return out
+
+
+def _sorted(uniques: pd.Index) -> tuple[pd.Index, np.ndarray]:
+    """The values in ascending order (missing last) and each value's rank in that order."""
+    order = pd.Series(uniques).sort_values(kind="mergesort", na_position="last").index.to_numpy()
+    ranks = np.empty(len(order), np.int64)
+    ranks[order] = np.arange(len(order))
+    return uniques.take(order), ranks
+
+
+def _as_utc_ns(times) -> pd.Series:
+    """A datetime64[ns, UTC] series (naive times are taken as UTC) with a fresh index."""
+    index = pd.DatetimeIndex(times)
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    return pd.Series(index.as_unit("ns"))
+
+
+def _dimension(keys: pd.Index, dimension: str) -> pd.Series:
+    if dimension in INT_DIMENSIONS:
+        return pd.Series(keys.to_numpy(np.int64))
+    return pd.Series(pd.array(keys, dtype=TEXT))
+
+
+def rank(df: pd.DataFrame, event: str, dimension: str) -> pd.DataFrame:
+    """Number the keys 1..N by gmv (purchases) or view_count (views), ties by key ascending."""
+    metric_columns(event, dimension)
+    metric = "gmv" if event == "purchase" else "view_count"
+    repeated = df[dimension].duplicated()
+    if repeated.any():
+        raise ValueError(f"rank needs one row per {dimension}; repeated: {df.loc[repeated, dimension].head(5).tolist()}")
+    out = df.sort_values([metric, dimension], ascending=[False, True], kind="mergesort", na_position="last")
+    out = out.reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1, dtype=np.int64)
+    return out
+
+
+def to_hour(df: pd.DataFrame, time_col: str = "minute") -> pd.DataFrame:
+    """Relabel rows with the start of their hour (``hour`` replaces ``time_col`` in place)."""
+    out = df.rename(columns={time_col: "hour"})
+    out["hour"] = out["hour"].dt.floor("h")
+    return out
