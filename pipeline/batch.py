@@ -31,7 +31,8 @@ def _already_succeeded(instance: dg.DagsterInstance, run_key: str) -> bool:
 
 
 def execute_request(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str,
-                    request: dg.RunRequest | None, extra_tags: dict[str, str]) -> tuple[str, bool]:
+                    request: dg.RunRequest | None, extra_tags: dict[str, str],
+                    log_level: str = "INFO") -> tuple[str, bool]:
     job = defs.resolve_job_def(job_name)
     tags = dict(extra_tags)
     partition_key = None
@@ -41,7 +42,9 @@ def execute_request(defs: dg.Definitions, instance: dg.DagsterInstance, job_name
             tags[RUN_KEY_TAG] = request.run_key
         partition_key = request.partition_key
     label = partition_key or (f"{tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}" if RANGE_START_TAG in tags else "-")
-    result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags, raise_on_error=False)
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition_key, tags=tags,
+                                    raise_on_error=False)
     return label, result.success
 
 
@@ -53,7 +56,8 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, sensor_name: str, c
 
 
 def process(defs: dg.Definitions, instance: dg.DagsterInstance, *, retention: bool = True,
-            on_run: Callable[[str, str, bool], None] | None = None, max_rounds: int = 10_000) -> ProcessSummary:
+            on_run: Callable[[str, str, bool], None] | None = None, max_rounds: int = 10_000,
+            log_level: str = "INFO") -> ProcessSummary:
     summary = ProcessSummary()
     mode = {"clickflow/mode": "process"}
 
@@ -61,7 +65,7 @@ def process(defs: dg.Definitions, instance: dg.DagsterInstance, *, retention: bo
         if request is not None and request.run_key and _already_succeeded(instance, request.run_key):
             summary.skipped_run_keys += 1
             return False
-        label, ok = execute_request(defs, instance, job_name, request, mode)
+        label, ok = execute_request(defs, instance, job_name, request, mode, log_level)
         summary.runs.append((job_name, label, ok))
         if on_run:
             on_run(job_name, label, ok)

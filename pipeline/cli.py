@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -56,8 +57,8 @@ def cmd_generate(args) -> int:
     target = Path(args.out)
     target.mkdir(parents=True, exist_ok=True)
     with _progress() as progress:
-        task = progress.add_task("generating files", total=args.minutes * args.servers)
-        written = write_files(config, target, progress=lambda n=1: progress.advance(task, n))
+        task = progress.add_task("generating events", total=config.total_events)
+        written = write_files(config, target, progress=lambda n: progress.advance(task, n))
     console.print(f"wrote {len(written)} files ({args.minutes * args.events_per_minute:,} events) to {target}")
     return 0
 
@@ -92,7 +93,7 @@ def cmd_process(args) -> int:
         console.print(f"  {job:<18} {label:<36} {mark}")
 
     console.print(f"processing {settings.lake_url}/landing/ ...")
-    summary = process(defs, instance, on_run=on_run)
+    summary = process(defs, instance, on_run=on_run, log_level=args.log_level)
     console.print(f"{len(summary.runs)} run(s), {len(summary.failed)} failed, "
                   f"{summary.skipped_run_keys} already done")
     if summary.failed:
@@ -119,11 +120,11 @@ def cmd_backfill(args) -> int:
             return 2
     request = dg.RunRequest(tags={RANGE_START_TAG: start, RANGE_END_TAG: end, "backlog": "true"})
     console.print(f"backfilling {start} .. {end} as one run")
-    label, ok = execute_request(defs, instance, INGEST_JOB, request, {"clickflow/mode": "backfill"})
+    label, ok = execute_request(defs, instance, INGEST_JOB, request, {"clickflow/mode": "backfill"}, "WARNING")
     if ok:
         from pipeline.batch import process
 
-        process(defs, instance, retention=False)  # downstream: rankings and settled archives
+        process(defs, instance, retention=False, log_level="WARNING")  # downstream: rankings, settled archives
     console.print(f"{label}: {'[green]ok[/green]' if ok else '[red]FAILED[/red]'}")
     return 0 if ok else 1
 
@@ -158,33 +159,42 @@ def cmd_status(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """Two passes, like a real stream: on-time files first, then late, duplicate and broken ones."""
     from pipeline.batch import process
     from pipeline.events.generate import GeneratorConfig, write_files
-    from pipeline.events.replay import replay
+    from pipeline.events.replay import plan_replay
 
     settings = _settings()
     samples = settings.home / "samples" / "events"
-    if not samples.is_dir() or not any(samples.iterdir()):
-        start = dt.datetime.fromisoformat(DEMO_DAY).replace(tzinfo=dt.timezone.utc)
-        config = GeneratorConfig(start=start, minutes=args.minutes, events_per_minute=args.events_per_minute, seed=7)
-        samples.mkdir(parents=True, exist_ok=True)
+    config = GeneratorConfig(start=dt.datetime.fromisoformat(DEMO_DAY).replace(tzinfo=dt.timezone.utc),
+                             minutes=args.minutes, events_per_minute=args.events_per_minute, seed=7)
+    if not samples.is_dir() or len(list(samples.iterdir())) != args.minutes * config.servers:
+        shutil.rmtree(samples, ignore_errors=True)
+        samples.mkdir(parents=True)
         with _progress() as progress:
-            task = progress.add_task("generating sample files", total=args.minutes * config.servers)
-            write_files(config, samples, progress=lambda n=1: progress.advance(task, n))
+            task = progress.add_task("generating sample events", total=config.total_events)
+            write_files(config, samples, progress=lambda n: progress.advance(task, n))
+    steps = plan_replay(sorted(p.name for p in samples.iterdir()), late_fraction=0.1, duplicate_fraction=0.05, seed=7)
     lake = _lake(settings)
-    summary = replay(samples, lake, late_fraction=0.1, duplicate_fraction=0.05, seed=7)
-    broken = _land_broken_files(lake)
-    console.print(f"landed {summary.landed} files ({summary.late} late, {summary.duplicates} duplicates) "
-                  f"and {broken} broken ones")
     instance, defs = _instance_and_defs(settings)
-    with _progress() as progress:
-        task = progress.add_task("runs", total=None)
-        result = process(defs, instance, on_run=lambda *_: progress.advance(task))
-    console.print(f"{len(result.runs)} run(s), {len(result.failed)} failed")
+    failed = 0
+    passes = [("on-time files", [s for s in steps if s.kind == "on_time"]),
+              ("late and duplicate files", [s for s in steps if s.kind != "on_time"])]
+    for label, batch in passes:
+        for step in batch:
+            lake.write_bytes(f"landing/{step.name}", (samples / step.name).read_bytes())
+        broken = _land_broken_files(lake) if batch is passes[1][1] else 0
+        console.print(f"[bold]landed {len(batch)} {label}[/bold]" + (f" and {broken} broken ones" if broken else ""))
+        with _progress() as progress:
+            task = progress.add_task("runs", total=None)
+            result = process(defs, instance, log_level="WARNING", on_run=lambda *_: progress.advance(task))
+        for job, partition, ok in result.runs:
+            console.print(f"  {job:<16} {partition:<36} {'[green]ok[/green]' if ok else '[red]FAILED[/red]'}")
+        failed += len(result.failed)
     _print_top(settings)
     console.print("\nNext: `make dev` opens the Dagster UI at http://127.0.0.1:3000 on this state "
-                  "(Assets -> events, Runs, Automation -> landing_sensor); `clickflow status` lists the tables.")
-    return 1 if result.failed else 0
+                  "(Assets -> events, Runs, Automation -> landing_sensor); `make status` lists the tables.")
+    return 1 if failed else 0
 
 
 def _land_broken_files(lake) -> int:
@@ -258,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("process", help="run the sensors and every run they request until nothing is pending")
+    p.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("backfill", help="recompute a range of hours as one run (same result as live)")
@@ -282,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Library chatter a user can do nothing about: beta flags we chose on purpose, and
+    # platformdirs' note about a missing XDG_RUNTIME_DIR on servers.
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     try:
         return args.func(args)
     except SettingsError as error:

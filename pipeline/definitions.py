@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline.events.definitions import build_defs as events_defs
+from pipeline.b2b.definitions import build_defs as b2b_defs
 from pipeline.insights.definitions import build_defs as insights_defs
 from pipeline.resources import build_resources
 from pipeline.settings import Settings, load_settings
@@ -14,6 +15,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         events_defs(settings),
         insights_defs(settings),
+        b2b_defs(settings),
         dg.Definitions(resources=build_resources(settings), executor=dg.in_process_executor),
     )
 
