@@ -9,7 +9,7 @@ export PIPELINE_HOME ?= $(CURDIR)/.clickflow
 export PIPELINE_PARTITIONS_START ?= 2019-10-01
 export PIPELINE_PARTITIONS_END ?= 2019-10-08
 
-.PHONY: install demo test test-fast dev process status bench clean
+.PHONY: install demo test test-fast dev process status clean
 
 install: $(STAMP)
 
@@ -37,9 +37,6 @@ process: install
 
 status: install
 	$(BIN)/clickflow status
-
-bench: install
-	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf .clickflow
