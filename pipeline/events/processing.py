@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline.events import layout, schema, transform
+from pipeline.events.engine import get_engine
 from pipeline.events.layout import FileEntry, Manifest
 from pipeline.events.tables import metric_names, pairs, rank_table, t1_table, t2_table
 from pipeline.resources.lake import Lake, sha256_hex
@@ -242,7 +243,7 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
             frames.append(pd.read_parquet(io.BytesIO(lake.read_bytes(layout.staged_key(hour, name)))))
             report.files += 1
     cleaned = pd.concat(frames, ignore_index=True)
-    aggregates = transform.aggregate_minutes(cleaned, settings.events, settings.dimensions)
+    aggregates = get_engine(settings.engine).minute_aggregates(cleaned, settings.events, settings.dimensions)
 
     stale_ts = [pd.Timestamp(m) for m in stale]
     report.in_window = [m for m in stale_ts if m > t1_cutoff]
@@ -282,11 +283,12 @@ def rebuild_hour(lake: Lake, warehouse: Warehouse, settings: Settings, hour: pd.
     long, _ = read_aggregates(lake, hour)
     newest = newest_t1_minute(warehouse, settings)
     in_window = newest is None or hour > newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
+    engine = get_engine(settings.engine)
     written = 0
     with warehouse.connect() as conn, conn.transaction():
         for event, dimension in pairs(settings.events, settings.dimensions):
             minutes = from_long(long, event, dimension)
-            hourly = transform.merge_partials(transform.to_hour(minutes), event, dimension, "hour")
+            hourly = engine.merge(transform.to_hour(minutes), event, dimension, "hour")
             if not in_window:
                 hourly = hourly.iloc[0:0]
             written += warehouse.replace_slice(t2_table(event, dimension), "hour", [hour.to_pydatetime()], hourly, conn)
@@ -316,7 +318,7 @@ def rebuild_rankings(warehouse: Warehouse, settings: Settings) -> tuple[int, pd.
                                (start.to_pydatetime(),))
             rows = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
             rows["minute"] = start
-            merged = transform.merge_partials(rows, event, dimension, "minute").drop(columns=["minute"])
+            merged = get_engine(settings.engine).merge(rows, event, dimension, "minute").drop(columns=["minute"])
             ranked = transform.rank(merged, event, dimension)
             ranked["window_start"] = start.to_pydatetime()
             ranked["window_end"] = (newest + pd.Timedelta(minutes=1)).to_pydatetime()

@@ -17,7 +17,7 @@ from pipeline.settings import EVENT_TYPES
 
 __all__ = [
     "COLUMNS", "EVENT_TYPES", "HOUR_KEY_FORMAT", "BadFileName", "FileName",
-    "parse_file_name", "hour_key", "minute_of_hour_key",
+    "parse_file_name", "hour_key", "minute_of_hour_key", "as_utc",
 ]
 
 # Header of the public "eCommerce behavior data from multi category store" data set.
@@ -83,7 +83,7 @@ def parse_file_name(name: str) -> FileName:
     )
 
 
-def _utc(ts) -> pd.Timestamp:
+def as_utc(ts) -> pd.Timestamp:
     """A timestamp in UTC; naive values are taken to be UTC already."""
     ts = pd.Timestamp(ts)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
@@ -91,7 +91,7 @@ def _utc(ts) -> pd.Timestamp:
 
 def hour_key(ts) -> str:
     """Dagster hourly partition key of the hour containing ``ts``."""
-    return _utc(ts).floor("h").strftime(HOUR_KEY_FORMAT)
+    return as_utc(ts).floor("h").strftime(HOUR_KEY_FORMAT)
 
 
 def minute_of_hour_key(key: str) -> pd.Timestamp:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipeline.events.schema import COLUMNS, EVENT_TYPES
+from pipeline.events.schema import COLUMNS, EVENT_TYPES, as_utc
 
 MAX_LINE_BYTES = 1_000_000
 # A price above this is a data error, and would put exact money sums at risk of int64 overflow.
@@ -222,7 +222,7 @@ def validate(
     a row that types well but whose event time is not in the file's minute is rejected too, so it
     is reported instead of being counted in the wrong minute.
     """
-    minute = _utc(minute).floor("min")
+    minute = as_utc(minute).floor("min")
     seconds, time_ok = _parse_event_time(_arrow_text(raw["event_time"]))
     event_type = _arrow_text(raw["event_type"])
     type_ok = pc.is_in(event_type, value_set=pa.array(list(event_types), event_type.type))
@@ -240,9 +240,8 @@ def validate(
 
     good_at = failed == 0
     take = pa.array(good_at)
-    event_time = pd.Series(pd.to_datetime(nanos[good_at], unit="ns", utc=True))
     good = pd.DataFrame({
-        "event_time": event_time,
+        "event_time": _utc_series(nanos[good_at]),
         "event_type": _text_series(event_type.filter(take)),
         "product_id": product_id[good_at],
         "category_id": category_id[good_at],
@@ -251,7 +250,7 @@ def validate(
         "price": price[good_at],
         "user_id": user_id[good_at],
         "user_session": _text_series(_arrow_text(raw["user_session"]).filter(take)),
-        "minute": event_time.dt.floor("min"),
+        "minute": _utc_series(nanos[good_at] - nanos[good_at] % _NS_PER_MINUTE),
     })
     bad_at = ~good_at
     rejected = raw.loc[bad_at].reset_index(drop=True)
@@ -312,17 +311,12 @@ def _arrow_text(series: pd.Series) -> pa.ChunkedArray:
     return pa.chunked_array(pa.array(series.array))
 
 
-def _text_series(array: pa.Array | pa.ChunkedArray) -> pd.Series:
-    return pd.Series(TEXT.__from_arrow__(array))
+def _text_series(array: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
+    return pd.Series(TEXT.__from_arrow__(array), index=index)
 
 
-def _single(array: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
-
-
-def _utc(ts) -> pd.Timestamp:
-    ts = pd.Timestamp(ts)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+def _utc_series(nanos: np.ndarray) -> pd.Series:
+    return pd.Series(nanos.view("datetime64[ns]")).dt.tz_localize("UTC")
 
 
 # -------------------------------------------------------------------------------------- cleaning
@@ -331,21 +325,21 @@ def _utc(ts) -> pd.Timestamp:
 def clean(good: pd.DataFrame) -> pd.DataFrame:
     """Fill missing brand / category_code from the ids and split the category into three levels.
 
-    Levels are padded with the last one present (``electronics.smartphone`` -> electronics,
-    smartphone, smartphone); a code with more than three levels keeps its first three. Splitting is
-    done once per distinct code, then spread to the rows.
+    A missing (or empty) level repeats the one before it (``electronics.smartphone`` ->
+    electronics, smartphone, smartphone; ``a..c`` -> a, a, c); a code with more than three levels
+    keeps its first three. Codes are split once per distinct value, then spread to the rows.
     """
-    out = good.copy()
-    out["brand"] = _text_series(_fill(_arrow_text(good["brand"]), good["product_id"]))
+    columns = {name: good[name] for name in good.columns}
+    columns["brand"] = _text_series(_fill(_arrow_text(good["brand"]), good["product_id"]), good.index)
     code = _fill(_arrow_text(good["category_code"]), good["category_id"])
-    out["category_code"] = _text_series(code)
-    encoded = pc.dictionary_encode(_single(code))
+    columns["category_code"] = _text_series(code, good.index)
+    encoded = pc.dictionary_encode(code.combine_chunks())
     for level, values in enumerate(_levels(encoded.dictionary), start=1):
-        out[f"category_l{level}"] = _text_series(values.take(encoded.indices))
-    return out
+        columns[f"category_l{level}"] = _text_series(values.take(encoded.indices), good.index)
+    return pd.DataFrame(columns)
 
 
-def _fill(text: pa.Array, ids: pd.Series) -> pa.Array:
+def _fill(text: pa.ChunkedArray, ids: pd.Series) -> pa.ChunkedArray:
     """Missing text replaced by the id written as text."""
     if text.null_count == 0:
         return text
@@ -391,18 +385,18 @@ def _dedupe_mask(df: pd.DataFrame, is_view: np.ndarray | None = None) -> np.ndar
     keep = ~is_view
     views = np.flatnonzero(is_view)
     # Views alone on their (minute, product_id) need no session: most rows, when minutes are short.
-    coarse = _dense_codes(_ns(df["minute"])[views], df["product_id"].to_numpy(np.int64)[views])
+    coarse = _pair_codes(_ns(df["minute"])[views], df["product_id"].to_numpy(np.int64)[views])
     shared = np.bincount(coarse)[coarse] > 1
     keep[views[~shared]] = True
     views, coarse = views[shared], coarse[shared]
     if not len(views):
         return keep
-    sessions = pc.dictionary_encode(_single(_arrow_text(df["user_session"].iloc[views])))
-    missing_as_one = sessions.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    group = _dense_codes(coarse, missing_as_one)
+    sessions = _factorize(df["user_session"].iloc[views]).codes  # missing is one more session
+    group = _pair_codes(coarse, sessions)
 
     times = _ns(df["event_time"])[views]
-    first = pd.Series(times).groupby(group, sort=False).min().to_numpy()  # indexed by code
+    first = np.full(group.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, group, times)
     candidates = np.flatnonzero(times == first[group])
     tied = np.bincount(group[candidates])[group[candidates]] > 1
     keep[views[candidates[~tied]]] = True
@@ -415,18 +409,12 @@ def _dedupe_mask(df: pd.DataFrame, is_view: np.ndarray | None = None) -> np.ndar
     return keep
 
 
-def _dense_codes(*parts: np.ndarray) -> np.ndarray:
-    """Codes 0..k-1, in order of first appearance, of the tuples formed by the int arrays."""
-    combined = np.zeros(len(parts[0]), np.int64)
-    size = 1
-    for part in parts:
-        codes, uniques = pd.factorize(part)
-        if size * max(len(uniques), 1) >= 2**62:  # re-densify before the mixed radix overflows
-            combined, seen = pd.factorize(combined)
-            size = len(seen)
-        combined = combined * len(uniques) + codes
-        size *= max(len(uniques), 1)
-    return pd.factorize(combined)[0]
+def _pair_codes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Codes 0..k-1, in order of first appearance, of the (first, second) pairs of int arrays."""
+    first_codes, _ = pd.factorize(first)
+    second_codes, seen = pd.factorize(second)
+    # Both codes are below the row count n, so the pair number stays below n**2: no overflow.
+    return pd.factorize(first_codes.astype(np.int64) * max(len(seen), 1) + second_codes)[0]
 
 
 def _ns(times: pd.Series) -> np.ndarray:
@@ -442,7 +430,8 @@ def metric_columns(event: str, dimension: str) -> tuple[str, ...]:
         return ("view_count", "avg_price") if dimension == "product_id" else ("view_count",)
     if event == "purchase":
         return ("gmv", "purchase_count", "avg_price")
-    raise ValueError(f"no aggregates for event type {event!r}; expected one of {', '.join(AGGREGATED_EVENTS)}")
+    expected = ", ".join(AGGREGATED_EVENTS)
+    raise ValueError(f"no aggregates for event type {event!r}; expected one of {expected}")
 
 
 def _count_column(event: str) -> str:
@@ -474,7 +463,8 @@ def merge_partials(df: pd.DataFrame, event: str, dimension: str, time_col: str) 
         units = _price_units(df["avg_price"].to_numpy(np.float64) * counts)
     else:
         units = np.zeros(len(df), np.int64)
-    return _summarise(_factorize(df[time_col]), _factorize(df[dimension]), counts, units, event, dimension, time_col)
+    times, keys = _factorize(df[time_col]), _factorize(df[dimension])
+    return _summarise(times, keys, counts, units, event, dimension, time_col)
 
 
 def aggregate_minutes(
@@ -582,7 +572,8 @@ def rank(df: pd.DataFrame, event: str, dimension: str) -> pd.DataFrame:
     metric = "gmv" if event == "purchase" else "view_count"
     repeated = df[dimension].duplicated()
     if repeated.any():
-        raise ValueError(f"rank needs one row per {dimension}; repeated: {df.loc[repeated, dimension].head(5).tolist()}")
+        examples = df.loc[repeated, dimension].head(5).tolist()
+        raise ValueError(f"rank needs one row per {dimension}; repeated: {examples}")
     out = df.sort_values([metric, dimension], ascending=[False, True], kind="mergesort", na_position="last")
     out = out.reset_index(drop=True)
     out["rank"] = np.arange(1, len(out) + 1, dtype=np.int64)

@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from pipeline.events.schema import (
-    COLUMNS, EVENT_TYPES, BadFileName, FileName, hour_key, minute_of_hour_key, parse_file_name,
+    COLUMNS,
+    EVENT_TYPES,
+    BadFileName,
+    FileName,
+    hour_key,
+    minute_of_hour_key,
+    parse_file_name,
 )
 
 

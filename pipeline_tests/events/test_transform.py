@@ -18,8 +18,20 @@ from hypothesis import strategies as st
 
 from pipeline.events.schema import COLUMNS
 from pipeline.events.transform import (
-    MAX_LINE_BYTES, TEXT, BadFile, aggregate, aggregate_minutes, clean, dedupe_views, keep_events,
-    merge_partials, metric_columns, rank, read_events, to_hour, validate,
+    MAX_LINE_BYTES,
+    TEXT,
+    BadFile,
+    aggregate,
+    aggregate_minutes,
+    clean,
+    dedupe_views,
+    keep_events,
+    merge_partials,
+    metric_columns,
+    rank,
+    read_events,
+    to_hour,
+    validate,
 )
 
 HEADER = ",".join(COLUMNS)
@@ -84,7 +96,8 @@ def test_read_events_accepts_columns_in_any_order():
     raw = read_events(csv(row, header=header), "x.csv")
     assert list(raw.columns) == [*COLUMNS, "_line"]
     assert raw.iloc[0].tolist() == [
-        "2019-10-01 00:00:05 UTC", "view", "1", "10", "electronics.smartphone", "samsung", "35.79", "100", "s1", 2,
+        "2019-10-01 00:00:05 UTC", "view", "1", "10", "electronics.smartphone", "samsung", "35.79", "100",
+        "s1", 2,
     ]
 
 
@@ -298,7 +311,9 @@ def test_clean_of_no_rows():
 # ------------------------------------------------------------------------------- keep and dedupe
 
 def test_keep_events():
-    df = pd.DataFrame({"event_type": text("view", "cart", "purchase", "remove_from_cart"), "n": ints(1, 2, 3, 4)})
+    df = pd.DataFrame({
+        "event_type": text("view", "cart", "purchase", "remove_from_cart"), "n": ints(1, 2, 3, 4),
+    })
     assert keep_events(df, ["purchase", "view"])["n"].tolist() == [1, 3]
     with pytest.raises(ValueError, match=r"unknown event types \['click'\]"):
         keep_events(df, ["view", "click"])
@@ -306,7 +321,8 @@ def test_keep_events():
 
 def events_frame(rows: list[tuple]) -> pd.DataFrame:
     """(event_type, event_time, product_id, user_session, price, brand) -> a cleaned-like frame."""
-    frame = pd.DataFrame(rows, columns=["event_type", "event_time", "product_id", "user_session", "price", "brand"])
+    columns = ["event_type", "event_time", "product_id", "user_session", "price", "brand"]
+    frame = pd.DataFrame(rows, columns=columns)
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True).astype("datetime64[ns, UTC]")
     frame["minute"] = frame["event_time"].dt.floor("min")
     for column in ("event_type", "user_session", "brand"):
@@ -427,7 +443,8 @@ def test_aggregate_of_no_rows_has_the_right_columns_and_types():
 def test_merge_partials():
     hour = ["2019-10-01 00:00"] * 3
     views = pd.DataFrame({
-        "hour": utc(*hour), "product_id": ints(1, 2, 1), "view_count": ints(2, 3, 1), "avg_price": [11.0, 1.5, 2.0],
+        "hour": utc(*hour), "product_id": ints(1, 2, 1),
+        "view_count": ints(2, 3, 1), "avg_price": [11.0, 1.5, 2.0],
     })
     assert_frame(merge_partials(views, "view", "product_id", "hour"), pd.DataFrame({
         "hour": utc(*hour[:2]), "product_id": ints(1, 2), "view_count": ints(3, 3), "avg_price": [8.0, 1.5],
@@ -491,7 +508,8 @@ def test_rank_orders_by_metric_then_key():
 
 def test_to_hour():
     df = pd.DataFrame({"minute": utc("2019-10-01 05:59", "2019-10-01 06:00"), "n": ints(1, 2)})
-    assert_frame(to_hour(df), pd.DataFrame({"hour": utc("2019-10-01 05:00", "2019-10-01 06:00"), "n": ints(1, 2)}))
+    expected = pd.DataFrame({"hour": utc("2019-10-01 05:00", "2019-10-01 06:00"), "n": ints(1, 2)})
+    assert_frame(to_hour(df), expected)
 
 
 # ------------------------------------------------------------------------------------ properties
