@@ -1,0 +1,141 @@
+"""Triggers and notifications: the ``metadata/`` marker sensor and the run-status notifiers.
+
+The seed's producer uploads click files, then an object under ``metadata/``; that upload starts
+the pipeline. The sensor lists ``clickstream/metadata/`` (page by page), remembers each marker's
+ETag in its cursor and requests one run per tick over the days the new markers announce
+(a ``date`` column, like the statistics object) plus the period days whose totals they change.
+A marker that names no days requests every partition. Run keys come from the markers' keys and
+ETags, so a repeated tick or a re-listed marker never starts a second run.
+"""
+
+import datetime as dt
+import hashlib
+import json
+
+import dagster as dg
+
+from pipeline.clickstream import notify, readers, storage, transform
+from pipeline.clickstream.assets import DAILY, REPORT
+from pipeline.clickstream.config import ClickstreamConfig
+from pipeline.clickstream.partitions import DAY, clamp, range_tags, run_days
+from pipeline.resources.lake import Lake, LakeObject, LakeResource
+
+JOB_NAME = "clickstream_job"
+
+
+def build_metadata_sensor(
+    config: ClickstreamConfig, partitions: dg.DailyPartitionsDefinition, job, interval_seconds: int = 30
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="clickstream_metadata_sensor",
+        job=job,
+        minimum_interval_seconds=interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def clickstream_metadata_sensor(
+        context: dg.SensorEvaluationContext, lake: LakeResource
+    ) -> dg.SensorResult:
+        """Starts a clickstream run when a marker object lands under clickstream/metadata/."""
+        store = lake.get()
+        seen = json.loads(context.cursor) if context.cursor else {}
+        markers = [obj for obj in store.list(storage.METADATA_PREFIX) if obj.key != storage.STATS_KEY]
+        cursor = json.dumps({obj.key: obj.etag for obj in markers}, sort_keys=True)
+        new = [obj for obj in markers if seen.get(obj.key) != obj.etag]
+        if not new:
+            return dg.SensorResult(
+                skip_reason="no new marker under " + storage.METADATA_PREFIX, cursor=cursor
+            )
+        start, end = _announced_span(store, new, config.period, context.log)
+        span = clamp(partitions, start, end) if start else clamp(partitions, dt.date.min, dt.date.max)
+        if span is None:
+            return dg.SensorResult(
+                skip_reason=f"markers {', '.join(obj.key for obj in new)} announce {start}..{end}, outside "
+                "the daily partitions (PIPELINE_PARTITIONS_START .. PIPELINE_PARTITIONS_END or today)",
+                cursor=cursor,
+            )
+        request = dg.RunRequest(
+            run_key=run_key(new), tags={**range_tags(*span), "clickstream/markers": str(len(new))}
+        )
+        return dg.SensorResult(run_requests=[request], cursor=cursor)
+
+    return clickstream_metadata_sensor
+
+
+def run_key(markers: list[LakeObject]) -> str:
+    parts = sorted(f"{obj.key}@{obj.etag}" for obj in markers)
+    if len(parts) == 1:
+        return parts[0]
+    return "markers-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def _announced_span(
+    store: Lake, markers: list[LakeObject], period: int, log
+) -> tuple[dt.date | None, dt.date | None]:
+    """First announced day .. last announced day + period - 1, or (None, None) for "every day"."""
+    starts, ends = [], []
+    for obj in markers:
+        try:
+            days = transform.marker_days(readers.read_table(store.read_bytes(obj.key), obj.name))
+        except (readers.UnreadableFile, ValueError) as error:
+            log.info(f"{obj.key} is not a table of dates ({error})")
+            days = None
+        if days is None:
+            log.info(f"{obj.key} names no days: requesting every partition")
+            return None, None
+        starts.append(days[0])
+        ends.append(days[-1] + DAY * (period - 1))  # the trailing totals that include these days
+    return min(starts), max(ends)
+
+
+def build_notification_sensors(job_name: str = JOB_NAME) -> list[dg.SensorDefinition]:
+    ours = {DAILY, REPORT}
+
+    def is_clickstream(run: dg.DagsterRun) -> bool:
+        return run.job_name == job_name or bool(ours & set(run.asset_selection or ()))
+
+    @dg.run_status_sensor(
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        name="clickstream_success_notifier",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+    )
+    def clickstream_success_notifier(context: dg.RunStatusSensorContext) -> None:
+        """Announces each successful clickstream run (log, and webhook when configured)."""
+        if is_clickstream(context.dagster_run):
+            notify.notify(context.log, _payload(context, "SUCCESS", _report_metadata(context)))
+
+    @dg.run_failure_sensor(name="clickstream_failure_notifier", default_status=dg.DefaultSensorStatus.RUNNING)
+    def clickstream_failure_notifier(context: dg.RunFailureSensorContext) -> None:
+        """Announces each failed clickstream run with its error (log, and webhook when configured)."""
+        if is_clickstream(context.dagster_run):
+            message = context.failure_event.message if context.failure_event else ""
+            notify.notify(context.log, _payload(context, "FAILURE", {"message": message}))
+
+    return [clickstream_success_notifier, clickstream_failure_notifier]
+
+
+def _payload(context: dg.RunStatusSensorContext, status: str, extra: dict) -> dict:
+    run = context.dagster_run
+    days = run_days(run.tags)
+    return {
+        "pipeline": "clickstream",
+        "status": status,
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "days": f"{days[0]}..{days[-1]}" if days else "",
+        **extra,
+    }
+
+
+def _report_metadata(context: dg.RunStatusSensorContext) -> dict:
+    """What the run's report materialization says it wrote (nothing if it did not run)."""
+    wanted = ("rows_written_postgres", "rows_written_mongodb", "latest_date", "dagster/row_count")
+    days = run_days(context.dagster_run.tags)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=REPORT, asset_partitions=[days[-1].isoformat()] if days else None),
+        limit=20,
+    ).records
+    for record in records:
+        if record.run_id == context.dagster_run.run_id and record.asset_materialization:
+            metadata = record.asset_materialization.metadata
+            return {name.replace("dagster/", ""): metadata[name].value for name in wanted if name in metadata}
+    return {}
