@@ -1,0 +1,1 @@
+"""basket: Instacart-style order features behind a write-audit-publish data-quality audit."""
