@@ -55,6 +55,21 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, sensor_name: str, c
     return list(result.run_requests or []), result.cursor
 
 
+def run_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, sensor_name: str,
+               log_level: str = "WARNING") -> list[tuple[str, str, bool]]:
+    """One tick of any sensor, and every run it requests, executed in process."""
+    sensor = defs.resolve_sensor_def(sensor_name)
+    requests, _ = tick(defs, instance, sensor_name, None)
+    done = []
+    for request in requests:
+        if request.run_key and _already_succeeded(instance, request.run_key):
+            continue
+        job_name = request.job_name or sensor.job_name
+        label, ok = execute_request(defs, instance, job_name, request, {"clickflow/mode": "process"}, log_level)
+        done.append((job_name, label, ok))
+    return done
+
+
 def process(defs: dg.Definitions, instance: dg.DagsterInstance, *, retention: bool = True,
             on_run: Callable[[str, str, bool], None] | None = None, max_rounds: int = 10_000,
             log_level: str = "INFO") -> ProcessSummary:

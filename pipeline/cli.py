@@ -48,8 +48,26 @@ def _instance_and_defs(settings: Settings):
 # --------------------------------------------------------------------------- commands
 
 
+GROUP_SAMPLES = {  # group -> (module, what it writes) for `clickflow generate <group>`
+    "insights": ("pipeline.insights.generate", "a month of event dumps under insights/events/"),
+    "clickstream": ("pipeline.clickstream.generate", "a click batch (CSV, JSON, XLSX) and its metadata marker"),
+    "b2b": ("pipeline.b2b.generate", "the initial tables and a day of quotes, leads and web logs"),
+    "basket": ("pipeline.basket.generate", "reference tables and three days of streamed orders"),
+}
+
+
 def cmd_generate(args) -> int:
     from pipeline.events.generate import GeneratorConfig, write_files
+
+    if args.group != "events":
+        import importlib
+
+        module, what = GROUP_SAMPLES[args.group]
+        settings = _settings()
+        keys = importlib.import_module(module).generate(_lake(settings), seed=args.seed)
+        keys = keys if isinstance(keys, list) else [keys]
+        console.print(f"wrote {what}: {len(keys)} object(s) in {settings.lake_url}")
+        return 0
 
     start = dt.datetime.fromisoformat(args.start).replace(tzinfo=dt.timezone.utc)
     config = GeneratorConfig(start=start, minutes=args.minutes, events_per_minute=args.events_per_minute,
@@ -192,9 +210,48 @@ def cmd_demo(args) -> int:
             console.print(f"  {job:<16} {partition:<36} {'[green]ok[/green]' if ok else '[red]FAILED[/red]'}")
         failed += len(result.failed)
     _print_top(settings)
+    failed += _demo_other_groups(lake, defs, instance)
     console.print("\nNext: `make dev` opens the Dagster UI at http://127.0.0.1:3000 on this state "
                   "(Assets -> events, Runs, Automation -> landing_sensor); `make status` lists the tables.")
     return 1 if failed else 0
+
+
+def _demo_other_groups(lake, defs, instance) -> int:
+    """A month of insights, a clickstream week, two B2B days and three basket days, run through
+    their own sensors and jobs; returns the number of failed runs."""
+    import dagster as dg
+
+    from pipeline.b2b.generate import generate as b2b_generate
+    from pipeline.b2b.schedules import DAILY_JOB as B2B_DAILY_JOB
+    from pipeline.basket.generate import generate as basket_generate
+    from pipeline.batch import execute_request, run_sensor
+    from pipeline.clickstream.generate import generate as clickstream_generate
+    from pipeline.insights.generate import generate as insights_generate
+
+    insights_generate(lake, month="2019-10", seed=7)
+    clickstream_generate(lake, seed=7, start=dt.date.fromisoformat(DEMO_DAY), days=7)
+    b2b_generate(lake, seed=7, start=dt.date(2024, 1, 1), days=2)
+    basket_generate(lake, seed=7, start="2024-01-01", days=3)
+    runs = []
+    with _progress() as progress:
+        task = progress.add_task("other groups", total=None)
+        for sensor in ("insights_dumps", "clickstream_metadata_sensor", "basket_reference_sensor",
+                       "basket_stream_sensor"):
+            runs += run_sensor(defs, instance, sensor)
+            progress.advance(task)
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        init = dg.materialize(list(defs.assets), selection=[dg.AssetKey(["b2b", "init"])], instance=instance,
+                              resources=defs.resources, raise_on_error=False, run_config=quiet)
+        runs.append(("b2b/init", "-", init.success))
+        for day in ("2024-01-01", "2024-01-02"):
+            runs.append((B2B_DAILY_JOB, *execute_request(defs, instance, B2B_DAILY_JOB,
+                                                         dg.RunRequest(partition_key=day), {}, "WARNING")))
+            progress.advance(task)
+        runs.append(("basket_daily_job", *execute_request(defs, instance, "basket_daily_job",
+                                                          dg.RunRequest(partition_key="2024-01-03"), {}, "WARNING")))
+    for job, partition, ok in runs:
+        console.print(f"  {job:<28} {partition:<24} {'[green]ok[/green]' if ok else '[red]FAILED[/red]'}")
+    return sum(1 for *_, ok in runs if not ok)
 
 
 def _land_broken_files(lake) -> int:
@@ -247,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clickflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("generate", help="write synthetic event files (seed schema) to a folder")
+    p = sub.add_parser("generate", help="write synthetic event files (seed schema) to a folder, or another "
+                                          "group's sample input into the lake")
+    p.add_argument("group", nargs="?", default="events", choices=["events", *GROUP_SAMPLES])
     p.add_argument("--out", default=".clickflow/samples/events")
     p.add_argument("--start", default=DEMO_DAY, help="UTC start, ISO (default %(default)s)")
     p.add_argument("--minutes", type=int, default=60)

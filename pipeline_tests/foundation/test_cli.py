@@ -48,3 +48,13 @@ def test_replay_of_a_missing_folder_says_what_to_do(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("PIPELINE_LAKE_URL", str(tmp_path / "lake"))
     assert main(["replay", str(tmp_path / "nope")]) == 2
     assert "clickflow generate" in capsys.readouterr().out
+
+
+def test_generate_writes_each_groups_sample_input_into_the_lake(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_LAKE_URL", str(tmp_path / "lake"))
+    monkeypatch.setenv("PIPELINE_HOME", str(tmp_path / "home"))
+    lake = LocalLake(tmp_path / "lake")
+    for group, prefix in [("insights", "insights/events/"), ("clickstream", "clickstream/"), ("b2b", "b2b/"),
+                          ("basket", "basket/")]:
+        assert main(["generate", group]) == 0
+        assert list(lake.list(prefix)), f"{group} wrote nothing under {prefix}"
