@@ -8,7 +8,7 @@ dependencies, checks, automation and metadata, and take their resources by injec
 import dagster as dg
 import pandas as pd
 
-from pipeline.events import checks, layout, processing
+from pipeline.events import checks, processing
 from pipeline.events.partitions import archive_partitions, hourly_partitions
 from pipeline.events.tables import all_tables, pairs, rank_table, t1_table, t2_table
 from pipeline.resources.lake import LakeResource
@@ -131,9 +131,14 @@ def build_event_assets(settings: Settings) -> list:
         for hour in hours:
             with db.advisory_lock(processing.hour_lock_name(hour)):
                 rows += processing.rebuild_hour(store, db, settings, hour)
+        results = checks.t2_checks(store, db, settings, hours)
+        if all(r.passed for r in results):
+            for hour in hours:  # raw -> t1 -> t2 complete: the hour is no longer pending
+                with db.advisory_lock(processing.hour_lock_name(hour)):
+                    processing.clear_pending_if_current(store, db, settings, hour)
         return dg.MaterializeResult(
             metadata={"dagster/row_count": rows, "hours": len(hours)},
-            check_results=checks.t2_checks(store, db, settings, hours),
+            check_results=results,
         )
 
     @dg.asset(

@@ -5,6 +5,7 @@
     staged/<hour>/<file>.parquet       the file's accepted rows, typed and cleaned (read by t1)
     manifests/<hour>.json              what was claimed for the hour: sizes, checksums, rows, verdicts
     aggregates/<hour>.parquet          the hour's minute aggregates (t2 is rebuilt from these)
+    pending/<hour>                     claimed files not yet through t1 and t2 (a killed run leaves it)
     archive/<block>.csv.gz             every accepted file's rows, one gzipped CSV per day or hour
     quarantine/<file> (+ .reason.json) files that cannot be used, rows that were rejected
 """
@@ -49,6 +50,14 @@ def manifest_key(hour: pd.Timestamp) -> str:
 
 def aggregates_key(hour: pd.Timestamp) -> str:
     return f"aggregates/{slug(hour)}.parquet"
+
+
+def pending_key(hour: pd.Timestamp) -> str:
+    return f"pending/{slug(hour)}"
+
+
+def hour_of_slug(text: str) -> pd.Timestamp:
+    return pd.Timestamp(dt.datetime.strptime(text, "%Y-%m-%d-%H"), tz="UTC")
 
 
 def quarantine(lake: Lake, name: str, data: bytes, reason: str, **details) -> str:

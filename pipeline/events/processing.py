@@ -126,6 +126,10 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
         report.bytes += entry.size
     if report.claimed or report.quarantined:
         manifest.save(lake, hour)
+    if report.claimed:
+        # Until t2 of this hour succeeds, the hour is pending: if this run dies after the claim
+        # (files already out of landing/), the landing sensor sees the marker and asks again.
+        lake.write_text(layout.pending_key(hour), _now())
     return report
 
 
@@ -273,6 +277,21 @@ def expected_totals(cleaned: pd.DataFrame, events) -> dict[str, tuple[int, float
         views = transform.dedupe_views(cleaned[cleaned["event_type"] == "view"])
         totals["view"] = (len(views), 0.0)
     return totals
+
+
+def clear_pending_if_current(lake: Lake, warehouse: Warehouse, settings: Settings, hour: pd.Timestamp) -> bool:
+    """Drop the hour's pending marker once every accepted file is in its aggregates (call under
+    the hour's lock): a claim by another run since this run's t1 keeps the marker."""
+    wanted = Manifest.load(lake, hour).accepted_by_minute()
+    _, state = read_aggregates(lake, hour)
+    newest = newest_t1_minute(warehouse, settings)
+    t2_cutoff = None if newest is None else newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
+    behind = [m for m, files in wanted.items()
+              if state.get(m) != files and (t2_cutoff is None or pd.Timestamp(m).floor("h") > t2_cutoff)]
+    if behind:
+        return False
+    lake.delete(layout.pending_key(hour))
+    return True
 
 
 # --------------------------------------------------------------------------- t2
@@ -456,7 +475,7 @@ def apply_t2_retention(lake: Lake, warehouse: Warehouse, settings: Settings) -> 
     specs = [t2_table(e, d) for e, d in pairs(settings.events, settings.dimensions)]
     deleted = _delete_before(warehouse, specs, "hour", cutoff)
     for obj in lake.list("staged/"):
-        hour = pd.Timestamp(dt.datetime.strptime(obj.key.split("/")[1], "%Y-%m-%d-%H"), tz="UTC")
+        hour = layout.hour_of_slug(obj.key.split("/")[1])
         if hour <= cutoff:
             lake.delete(obj.key)
     return deleted, cutoff

@@ -22,6 +22,9 @@ from pipeline.resources.warehouse import WarehouseResource
 from pipeline.settings import Settings
 
 
+PENDING_GRACE = pd.Timedelta(minutes=15)
+
+
 def file_set_key(prefix: str, objects: list[LakeObject]) -> str:
     digest = hashlib.sha256("\n".join(f"{o.key}:{o.etag}" for o in sorted(objects, key=lambda o: o.key)).encode())
     return f"{prefix}:{digest.hexdigest()[:20]}"
@@ -37,6 +40,7 @@ class LandingPlan:
     waiting: list[str]  # files for hours that are not partitions yet (clock skew)
     cursor: str
     unreadable: dict[str, str] = field(default_factory=dict)
+    pending: dict[str, list[LakeObject]] = field(default_factory=dict)  # hours to finish (see pending_hours)
 
 
 def plan_landing(lake: Lake, settings: Settings, cursor: str, newest: pd.Timestamp | None,
@@ -80,24 +84,63 @@ def plan_landing(lake: Lake, settings: Settings, cursor: str, newest: pd.Timesta
     return plan
 
 
+def pending_hours(lake: Lake, active_hours: set[str], now: pd.Timestamp,
+                  grace: pd.Timedelta = PENDING_GRACE) -> dict[str, list[LakeObject]]:
+    """Hours whose claimed files never got through t1 and t2 (a run died after its claim).
+
+    An hour with a queued or running ingest run is left alone while its marker is young: that
+    run will finish the job. A marker older than ``grace`` is requested regardless (stuck run).
+    """
+    found = {}
+    for obj in lake.list("pending/"):
+        key = layout.partition_key(layout.hour_of_slug(obj.name))
+        marked = pd.Timestamp(lake.read_text(obj.key).strip())
+        if key in active_hours and now - marked < grace:
+            continue
+        found[key] = [obj]
+    return found
+
+
+def active_ingest_hours(instance: dg.DagsterInstance) -> set[str]:
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=INGEST_JOB, statuses=[
+        dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED]))
+    hours = set()
+    for run in runs:
+        start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
+        if start and end:
+            span = pd.date_range(layout.hour_start(start), layout.hour_start(end), freq="h")
+            hours.update(layout.partition_key(h) for h in span)
+        elif run.tags.get("dagster/partition"):
+            hours.add(run.tags["dagster/partition"])
+    return hours
+
+
 def _safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).lstrip("._-")
     return cleaned[:200] or "unnamed"
 
 
 def ingest_requests(plan: LandingPlan) -> list[dg.RunRequest]:
+    retry = {"dagster/max_retries": "2"}  # the daemon re-runs a failed (or killed) ingest run
     requests = [
         dg.RunRequest(
             run_key=file_set_key(key, objects),
             partition_key=key,
-            tags={HOUR_TAG: key, "dagster/priority": str(PRIORITY_LIVE), BACKLOG_TAG: "false"},
+            tags={HOUR_TAG: key, "dagster/priority": str(PRIORITY_LIVE), BACKLOG_TAG: "false", **retry},
         )
         for key, objects in sorted(plan.live.items())
+    ]
+    requests += [
+        dg.RunRequest(run_key=file_set_key(f"{key}:pending", objects), partition_key=key,
+                      tags={HOUR_TAG: key, "dagster/priority": str(PRIORITY_BACKLOG), BACKLOG_TAG: "true", **retry})
+        for key, objects in sorted(plan.pending.items())
+        if key not in plan.live and key not in plan.backlog
     ]
     if plan.backlog:
         keys = sorted(plan.backlog)
         objects = [o for k in keys for o in plan.backlog[k]]
-        tags = {BACKLOG_TAG: "true", "dagster/priority": str(PRIORITY_BACKLOG)}
+        tags = {BACKLOG_TAG: "true", "dagster/priority": str(PRIORITY_BACKLOG), **retry}
         if len(keys) == 1:
             requests.append(dg.RunRequest(run_key=file_set_key(keys[0], objects), partition_key=keys[0],
                                           tags={**tags, HOUR_TAG: keys[0]}))
@@ -147,6 +190,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         newest = processing.newest_t1_minute(warehouse.get(), settings)
         plan = plan_landing(lake.get(), settings, state.get("after", ""), newest,
                             hourly.get_last_partition_key())
+        plan.pending = pending_hours(lake.get(), active_ingest_hours(context.instance), pd.Timestamp.now(tz="UTC"))
         for name, reason in plan.quarantined.items():
             context.log.warning(f"quarantined landed file {name!r}: {reason}")
         for key, reason in plan.unreadable.items():
