@@ -252,7 +252,7 @@ def build_assets(start: dt.date, engine: Engine) -> list[dg.AssetsDefinition]:
         partitions_def=partitions,
         group_name=GROUP,
         owners=OWNERS,
-        kinds={"pandas", "postgres"},
+        kinds={engine.name, "postgres"},
         deps=[
             RAW_FILES,
             COMPANIES_KEY,
@@ -390,7 +390,7 @@ def build_assets(start: dt.date, engine: Engine) -> list[dg.AssetsDefinition]:
                 deps=[FINAL_TABLES],
                 group_name=GROUP,
                 owners=OWNERS,
-                kinds={"pandas", "csv", "postgres"},
+                kinds={engine.name, "csv", "postgres"},
                 description=REPORT_DESCRIPTIONS[name],
             )
             for name, key in REPORT_KEYS.items()

@@ -5,8 +5,8 @@ into integers of 1/10,000 before any sum and rounded half away from zero only at
 which is what the seed's Spark ``round(x, 2)`` does (it summed doubles, which we do not).
 
 :class:`Engine` lists the computations the assets call; :class:`PandasEngine` implements them
-with the functions below. A Spark engine would implement the same methods over Spark
-DataFrames (not done yet).
+with the functions below, :class:`pipeline.b2b.spark_transform.SparkEngine` with the same
+formulas on Spark.
 """
 
 from __future__ import annotations
@@ -545,7 +545,8 @@ def product_conversion(weblogs: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFr
 
 
 class Engine(Protocol):
-    """What the assets ask of an engine; frames are the engine's own (pandas here)."""
+    """What the assets ask of an engine. Frames in and out are pandas whatever the engine computes
+    on, and every engine returns the same frames (dtypes and row order included)."""
 
     name: str
 

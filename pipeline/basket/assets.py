@@ -111,96 +111,93 @@ def _rows_metadata(rows: dict[str, int]) -> dict:
 
 # --- features ----------------------------------------------------------------------------------
 
-_FEATURE = dict(group_name=GROUP, kinds={"pandas", "parquet", "postgres"}, owners=OWNERS)
 
+def build_feature_assets(engine: transform.FeatureEngine) -> list[dg.AssetsDefinition]:
+    """The six feature assets, computed by ``engine`` (pandas or Spark, chosen by the definitions)."""
+    feature = dict(group_name=GROUP, kinds={engine.name, "parquet", "postgres"}, owners=OWNERS)
 
-@dg.asset(deps=["basket_orders"], **_FEATURE)
-def order_products_prior(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
-    """Products of every prior order with their order's columns: the base of the per-product features."""
-    wh = warehouse.get()
-    wh.ensure(tables.ALL)
-    orders = tables.read_table(wh, tables.RAW["orders"], transform.ORDER_COLUMNS)
-    products = tables.read_table(wh, tables.RAW["order_products"], schema.columns("order_products"))
-    return _publish("order_products_prior", transform.order_products_prior(orders, products), wh, lake.get())
+    @dg.asset(deps=["basket_orders"], **feature)
+    def order_products_prior(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
+        """Products of every prior order with their order's columns: the base of the per-product features."""
+        wh = warehouse.get()
+        wh.ensure(tables.ALL)
+        orders = tables.read_table(wh, tables.RAW["orders"], transform.ORDER_COLUMNS)
+        products = tables.read_table(wh, tables.RAW["order_products"], schema.columns("order_products"))
+        return _publish("order_products_prior", engine.order_products_prior(orders, products), wh, lake.get())
 
+    @dg.asset(deps=["basket_orders"], **feature)
+    def user_features_1(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
+        """Per user, over all orders (every eval set): order count and days between orders."""
+        wh = warehouse.get()
+        wh.ensure(tables.ALL)
+        orders = tables.read_table(wh, tables.RAW["orders"], transform.ORDER_COLUMNS)
+        return _publish("user_features_1", engine.user_features_1(orders), wh, lake.get())
 
-@dg.asset(deps=["basket_orders"], **_FEATURE)
-def user_features_1(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
-    """Per user, over all orders (every eval set): order count and days between orders."""
-    wh = warehouse.get()
-    wh.ensure(tables.ALL)
-    orders = tables.read_table(wh, tables.RAW["orders"], transform.ORDER_COLUMNS)
-    return _publish("user_features_1", transform.user_features_1(orders), wh, lake.get())
+    @dg.asset(deps=[order_products_prior], **feature)
+    def user_features_2(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
+        """Per user, over prior order products: basket sizes and reorder ratio."""
+        lk = lake.get()
+        prior = _read(lk, "order_products_prior")
+        return _publish("user_features_2", engine.user_features_2(prior), warehouse.get(), lk)
 
+    @dg.asset(deps=[order_products_prior], **feature)
+    def up_features(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
+        """Per (user, product), over prior order products: how often, first, last, cart position."""
+        lk = lake.get()
+        prior = _read(lk, "order_products_prior")
+        return _publish("up_features", engine.up_features(prior), warehouse.get(), lk)
 
-@dg.asset(deps=[order_products_prior], **_FEATURE)
-def user_features_2(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
-    """Per user, over prior order products: basket sizes and reorder ratio."""
-    lk = lake.get()
-    return _publish(
-        "user_features_2", transform.user_features_2(_read(lk, "order_products_prior")), warehouse.get(), lk
+    @dg.asset(deps=[order_products_prior], **feature)
+    def prd_features(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
+        """Per product, over prior order products: orders, reorders, first and second purchases."""
+        lk = lake.get()
+        prior = _read(lk, "order_products_prior")
+        return _publish("prd_features", engine.prd_features(prior), warehouse.get(), lk)
+
+    @dg.asset(
+        deps=[up_features, user_features_1, user_features_2, prd_features],
+        group_name=GROUP,
+        kinds={engine.name, "csv"},
+        owners=OWNERS,
     )
+    def basket_features_csv(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
+        """The model's input: one row per (user, product) with the 16 features, one CSV with header
+        under basket/final/<day>/, where <day> is the newest day of published orders (so a rerun on
+        the same data rewrites the same file)."""
+        lk, wh = lake.get(), warehouse.get()
+        wh.ensure(tables.ALL)
+        day = tables.newest_day(wh)
+        if day is None:
+            raise dg.Failure("no orders are published yet: materialize basket_orders for a day first.")
+        frame = engine.basket_features(
+            _read(lk, "up_features"),
+            _read(lk, "user_features_1"),
+            _read(lk, "user_features_2"),
+            _read(lk, "prd_features"),
+        )
+        key = files.final_key(day)
+        lk.write_text(key, frame.to_csv(index=False))
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(frame),
+                "day": day,
+                "csv": dg.MetadataValue.path(lk.uri(key)),
+                "dagster/column_schema": _column_schema(frame),
+            }
+        )
+
+    return [
+        order_products_prior,
+        user_features_1,
+        user_features_2,
+        up_features,
+        prd_features,
+        basket_features_csv,
+    ]
 
 
-@dg.asset(deps=[order_products_prior], **_FEATURE)
-def up_features(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
-    """Per (user, product), over prior order products: how often, first, last, cart position."""
-    lk = lake.get()
-    return _publish(
-        "up_features", transform.up_features(_read(lk, "order_products_prior")), warehouse.get(), lk
-    )
-
-
-@dg.asset(deps=[order_products_prior], **_FEATURE)
-def prd_features(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
-    """Per product, over prior order products: orders, reorders, first and second purchases."""
-    lk = lake.get()
-    return _publish(
-        "prd_features", transform.prd_features(_read(lk, "order_products_prior")), warehouse.get(), lk
-    )
-
-
-@dg.asset(
-    deps=[up_features, user_features_1, user_features_2, prd_features],
-    group_name=GROUP,
-    kinds={"pandas", "csv"},
-    owners=OWNERS,
-)
-def basket_features_csv(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
-    """The model's input: one row per (user, product) with the 16 features, one CSV with header
-    under basket/final/<day>/, where <day> is the newest day of published orders (so a rerun on
-    the same data rewrites the same file)."""
-    lk, wh = lake.get(), warehouse.get()
-    wh.ensure(tables.ALL)
-    day = tables.newest_day(wh)
-    if day is None:
-        raise dg.Failure("no orders are published yet: materialize basket_orders for a day first.")
-    frame = transform.basket_features(
-        _read(lk, "up_features"),
-        _read(lk, "user_features_1"),
-        _read(lk, "user_features_2"),
-        _read(lk, "prd_features"),
-    )
-    key = files.final_key(day)
-    lk.write_text(key, frame.to_csv(index=False))
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(frame),
-            "day": day,
-            "csv": dg.MetadataValue.path(lk.uri(key)),
-            "dagster/column_schema": _column_schema(frame),
-        }
-    )
-
-
-FEATURE_ASSETS = [
-    order_products_prior,
-    user_features_1,
-    user_features_2,
-    up_features,
-    prd_features,
-    basket_features_csv,
-]
+# The pandas set, for callers that do not read settings (the definitions pick the engine).
+FEATURE_ASSETS = build_feature_assets(transform.PandasEngine())
 
 
 def _read(lake: Lake, name: str) -> pd.DataFrame:

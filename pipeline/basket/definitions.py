@@ -6,24 +6,37 @@ import dagster as dg
 
 from pipeline.settings import Settings
 
-from .assets import FEATURE_ASSETS, build_input_assets
+from .assets import build_feature_assets, build_input_assets
 from .config import BasketConfig
 from .partitions import daily_partitions
 from .schedules import build_daily_schedule
 from .sensors import build_reference_sensor, build_stream_sensor
+from .transform import FeatureEngine, PandasEngine
+
+
+def select_engine(settings: Settings) -> FeatureEngine:
+    """``PIPELINE_ENGINE`` picks where the features are computed. Spark is imported only when
+    chosen, and its session (``PIPELINE_SPARK_MASTER``) starts in the run that first needs it."""
+    if settings.engine == "spark":
+        from .spark_transform import SparkEngine
+
+        return SparkEngine(settings.spark_master)
+    return PandasEngine()
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    """Assets, checks, jobs, sensors and the schedule; resources (``warehouse``, ``lake``) come
-    from the code location. Reads and validates the ``PIPELINE_BASKET_*`` variables."""
+    """Assets, checks, jobs, sensors and the schedule, the features on the engine
+    ``PIPELINE_ENGINE`` names; resources (``warehouse``, ``lake``) come from the code location.
+    Reads and validates the ``PIPELINE_BASKET_*`` variables."""
     config = BasketConfig.from_env()
     partitions = daily_partitions(config.start)
     reference, orders = build_input_assets(partitions, config)
+    features = build_feature_assets(select_engine(settings))
     reference_job = dg.define_asset_job("basket_reference_job", selection=[reference])
     orders_job = dg.define_asset_job("basket_orders_job", selection=[orders])
-    daily_job = dg.define_asset_job("basket_daily_job", selection=[reference, orders, *FEATURE_ASSETS])
+    daily_job = dg.define_asset_job("basket_daily_job", selection=[reference, orders, *features])
     return dg.Definitions(
-        assets=[reference, orders, *FEATURE_ASSETS],
+        assets=[reference, orders, *features],
         jobs=[reference_job, orders_job, daily_job],
         schedules=[build_daily_schedule(daily_job)],
         sensors=[

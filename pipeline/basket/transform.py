@@ -3,9 +3,9 @@
 Each feature function is one SQL statement of the seed (quoted in its docstring) with SQL
 semantics kept where pandas differs by default: GROUP BY keeps NULL keys, SUM over only NULLs
 is NULL, an inner join never matches NULL keys, RANK gives ties the same rank and skips the
-next ones. The functions take and return plain frames with the columns named in this module,
-so a Spark engine can implement the same six functions over Spark DataFrames and be compared
-with these row for row. No Dagster here.
+next ones. The functions take and return plain frames with the columns named in this module;
+:class:`PandasEngine` bundles them, and :class:`pipeline.basket.spark_transform.SparkEngine`
+implements the same six on Spark, compared with these row for row. No Dagster here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 import warnings
 import zlib
 from collections.abc import Iterator
+from typing import Protocol
 
 import pandas as pd
 
@@ -290,3 +291,32 @@ def basket_features(
         .merge(prd.dropna(subset=["product_id"]), on="product_id", how="inner")
     )
     return joined[list(FINAL_COLUMNS)].sort_values(["user_id", "product_id"], ignore_index=True)
+
+
+# --- engines -----------------------------------------------------------------------------------
+
+
+class FeatureEngine(Protocol):
+    """What the feature assets ask of an engine: pandas frames in and out whatever it computes on,
+    the same frames from every engine (dtypes and row order included)."""
+
+    name: str
+
+    def order_products_prior(self, orders: pd.DataFrame, order_products: pd.DataFrame) -> pd.DataFrame: ...
+    def user_features_1(self, orders: pd.DataFrame) -> pd.DataFrame: ...
+    def user_features_2(self, prior: pd.DataFrame) -> pd.DataFrame: ...
+    def up_features(self, prior: pd.DataFrame) -> pd.DataFrame: ...
+    def prd_features(self, prior: pd.DataFrame) -> pd.DataFrame: ...
+    def basket_features(
+        self, up: pd.DataFrame, user_1: pd.DataFrame, user_2: pd.DataFrame, prd: pd.DataFrame
+    ) -> pd.DataFrame: ...
+
+
+class PandasEngine:
+    name = "pandas"
+    order_products_prior = staticmethod(order_products_prior)
+    user_features_1 = staticmethod(user_features_1)
+    user_features_2 = staticmethod(user_features_2)
+    up_features = staticmethod(up_features)
+    prd_features = staticmethod(prd_features)
+    basket_features = staticmethod(basket_features)
