@@ -9,7 +9,7 @@ export PIPELINE_HOME ?= $(CURDIR)/.clickflow
 export PIPELINE_PARTITIONS_START ?= 2019-10-01
 export PIPELINE_PARTITIONS_END ?= 2019-10-08
 
-.PHONY: install demo test test-fast dev process status clean
+.PHONY: install demo test test-fast dev process status bench browser clean
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark,bench]'
 	@touch $(STAMP)
 
 demo: install
@@ -37,6 +37,14 @@ process: install
 
 status: install
 	$(BIN)/clickflow status
+
+# Benchmarks (bench/README.md): writes bench/results.md and bench/results.png. BENCH_ARGS=--quick checks the harness.
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Headless Chromium for the browser tests (Debian's package; the tests skip without it).
+browser:
+	command -v chromium || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 clean:
 	rm -rf .clickflow

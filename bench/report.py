@@ -1,0 +1,599 @@
+"""results.md and results.png from one run's numbers, with the issue's targets checked.
+
+Every comparison is a ratio between figures of the same run; absolute seconds are shown for
+reading, not for comparing runs.
+"""
+
+from __future__ import annotations
+
+import pstats
+import statistics
+from pathlib import Path
+
+TARGET_FLOOR_RATIO = 3.0  # pandas backfill wall time / DuckDB floor wall time, at most
+TARGET_SEED_SPEEDUP = 10.0  # seed micro-batch wall time / pandas backfill wall time, at least
+TARGET_LIVE_P95_S = 30.0
+TARGET_PEAK_BYTES = 2 * 2**30
+TARGET_PEAK_EVENTS = 4_000_000
+MIB = 2**20
+
+
+# --------------------------------------------------------------------------- derived figures
+
+
+# Self time is put in the first bucket whose marker the function's file or name contains.
+_BUCKETS = (
+    ("Dagster's instance storage (psycopg2, SQLAlchemy)", ("psycopg2", "sqlalchemy", "dagster_postgres")),
+    ("warehouse I/O (psycopg 3)", ("psycopg/", "psycopg_binary", "psycopg.")),
+    ("dashboard rendering (vl-convert, Altair, Pygments)", ("vl_convert", "altair", "pygments", "vega")),
+    ("imports and code loading", ("marshal", "builtins.compile", "importlib", "<frozen", "_imp.", "re/_")),
+    ("file I/O", ("posix.", "_io.", "io.open")),
+    ("pandas, pyarrow, numpy", ("pandas/", "pyarrow", "numpy")),
+    ("Dagster framework", ("dagster/", "dagster_shared", "pydantic")),
+    ("the project's code", ("/pipeline/",)),
+)
+_WRAPPERS = ("pipeline/batch.py",)  # process() and its helpers: their cumulative time is everything
+
+
+def _short(key) -> str:
+    filename, line, name = key
+    return f"{filename.split('site-packages/')[-1].split('/work/main/')[-1]}:{line}({name})"
+
+
+def profile_summary(path: Path, top: int = 12) -> dict:
+    """Self time by kind of work, the top self-time functions, and the project's own functions
+    by cumulative time (the batch wrappers left out)."""
+    stats = pstats.Stats(str(path)).stats
+    total = sum(value[2] for value in stats.values())
+
+    def row(key, value):
+        return {"function": _short(key), "calls": value[1], "self_s": value[2], "cum_s": value[3]}
+
+    buckets: dict[str, float] = {}
+    for key, value in stats.items():
+        where = f"{key[0]} {key[2]}"
+        bucket = next((label for label, markers in _BUCKETS if any(m in where for m in markers)), "other")
+        buckets[bucket] = buckets.get(bucket, 0.0) + value[2]
+    by_self = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    ours = [
+        kv for kv in stats.items() if "/pipeline/" in kv[0][0] and not any(w in kv[0][0] for w in _WRAPPERS)
+    ]
+    by_cum = sorted(ours, key=lambda kv: kv[1][3], reverse=True)[:top]
+    return {
+        "total_s": total,
+        "buckets": dict(sorted(buckets.items(), key=lambda kv: -kv[1])),
+        "self": [row(*kv) for kv in by_self],
+        "pipeline": [row(*kv) for kv in by_cum],
+    }
+
+
+def seed_figures(seed: dict, minutes: int) -> dict | None:
+    """Per-minute cost of the seed baseline and its extrapolation to every minute.
+
+    The first micro-batch pays the JVM's warm-up, so the per-minute cost is the median of the
+    others (of the only one when a single minute ran); the extrapolation is start-up + first
+    minute + that cost for each remaining minute.
+    """
+    result = seed.get("result") or {}
+    measured = result.get("per_minute_s") or []
+    if seed.get("error") or not measured:
+        return None
+    per_minute = statistics.median(measured[1:] or measured)
+    return {
+        "startup_s": result["startup_s"],
+        "first_s": measured[0],
+        "per_minute_s": per_minute,
+        "measured_minutes": len(measured),
+        "measured_s": result["wall_s"],
+        "extrapolated_s": result["startup_s"] + measured[0] + per_minute * (minutes - 1),
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def targets(results: dict) -> list[dict]:
+    rows = []
+    backfill = results.get("backfill")
+    if backfill:
+        floor, pandas = backfill["rows"][0], backfill["rows"][1]
+        ratio = _ratio(pandas["wall_s"], floor["wall_s"])
+        rows.append(
+            {
+                "target": f"pandas backfill within {TARGET_FLOOR_RATIO:g}x of the DuckDB floor's wall time",
+                "measured": f"{ratio:.2f}x" if ratio else "n/a",
+                "met": None if ratio is None else ratio <= TARGET_FLOOR_RATIO,
+                "by": f"{ratio / TARGET_FLOOR_RATIO:.2f}x over"
+                if ratio and ratio > TARGET_FLOOR_RATIO
+                else "",
+            }
+        )
+        seed = seed_figures(backfill["seed"], backfill["minutes"])
+        speedup = _ratio(seed and seed["extrapolated_s"], pandas["wall_s"])
+        rows.append(
+            {
+                "target": f"pandas backfill at least {TARGET_SEED_SPEEDUP:g}x faster than the seed "
+                "micro-batch "
+                "(extrapolated to all minutes)",
+                "measured": f"{speedup:.1f}x" if speedup else "n/a",
+                "met": None if speedup is None else speedup >= TARGET_SEED_SPEEDUP,
+                "by": f"{TARGET_SEED_SPEEDUP / speedup:.2f}x short"
+                if speedup and speedup < TARGET_SEED_SPEEDUP
+                else "",
+            }
+        )
+    live = results.get("live")
+    if live:
+        p95 = live.get("p95_s")
+        met = None if p95 is None else p95 < TARGET_LIVE_P95_S and not live["missing"] and not live["error"]
+        rows.append(
+            {
+                "target": f"live landing-to-t1 p95 under {TARGET_LIVE_P95_S:g} s",
+                "measured": f"{p95:.1f} s" if p95 is not None else "n/a",
+                "met": met,
+                "by": f"{p95 - TARGET_LIVE_P95_S:.1f} s over" if p95 and p95 >= TARGET_LIVE_P95_S else "",
+            }
+        )
+    scaling = [p for p in results.get("scaling") or [] if not p.get("error")]
+    if scaling:
+        largest = max(scaling, key=lambda p: p["events"])
+        peak = largest["peak_bytes"]
+        note = (
+            ""
+            if largest["events"] >= TARGET_PEAK_EVENTS
+            else " (below the target's 4M events: run the full bench)"
+        )
+        rows.append(
+            {
+                "target": f"peak memory under {TARGET_PEAK_BYTES / 2**30:g} GiB at "
+                f"{TARGET_PEAK_EVENTS:,} events",
+                "measured": f"{peak / MIB:,.0f} MiB at {largest['events']:,} events{note}",
+                "met": None
+                if largest["events"] < TARGET_PEAK_EVENTS and peak < TARGET_PEAK_BYTES
+                else peak < TARGET_PEAK_BYTES,
+                "by": f"{peak / TARGET_PEAK_BYTES:.2f}x over" if peak >= TARGET_PEAK_BYTES else "",
+            }
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _num(value, fmt: str = "{:,.1f}") -> str:
+    return fmt.format(value) if value is not None else "n/a"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _backfill_md(backfill: dict) -> list[str]:
+    floor_s = backfill["rows"][0]["wall_s"]
+    rows = []
+    for m in backfill["rows"]:
+        if m["error"]:
+            rows.append([m["label"], f"{m['events']:,}", "n/a", "n/a", "n/a", "n/a", m["error"]])
+            continue
+        parity = "reference" if m["same_totals"] is None else ("yes" if m["same_totals"] else "**NO**")
+        rows.append(
+            [
+                m["label"],
+                f"{m['events']:,}",
+                _num(m["wall_s"]),
+                f"{m['events'] / m['wall_s']:,.0f}",
+                f"{m['peak_bytes'] / MIB:,.0f}",
+                _num(_ratio(m["wall_s"], floor_s), "{:.2f}x"),
+                parity + (f"; {m['note']}" if m.get("note") else ""),
+            ]
+        )
+    seed, minutes = backfill["seed"], backfill["minutes"]
+    figures = seed_figures(seed, minutes)
+    if figures:
+        events = backfill["events"] * figures["measured_minutes"] // minutes
+        same = {None: "n/a", True: "yes", False: "**NO**"}[seed["same_totals"]]
+        rows.append(
+            [
+                f"seed micro-batch, measured ({figures['measured_minutes']} of {minutes} minutes)",
+                f"{events:,}",
+                _num(figures["measured_s"]),
+                f"{events / figures['measured_s']:,.0f}",
+                f"{seed['peak_bytes'] / MIB:,.0f}",
+                "-",
+                same + " (on those minutes)",
+            ]
+        )
+        rows.append(
+            [
+                f"seed micro-batch, **extrapolated** to {minutes} minutes",
+                f"{backfill['events']:,}",
+                _num(figures["extrapolated_s"]),
+                f"{backfill['events'] / figures['extrapolated_s']:,.0f}",
+                "-",
+                _num(_ratio(figures["extrapolated_s"], floor_s), "{:.2f}x"),
+                "-",
+            ]
+        )
+    else:
+        rows.append(
+            ["seed micro-batch", "-", "n/a", "n/a", "n/a", "n/a", seed.get("error") or "no minute ran"]
+        )
+    lines = _table(
+        [
+            "run",
+            "events",
+            "wall time (s)",
+            "events/s",
+            "peak memory (MiB)",
+            "x DuckDB floor wall",
+            "same t1 totals as the floor",
+        ],
+        rows,
+    )
+    breakdown = _run_breakdown(backfill["rows"][1])
+    if breakdown:
+        lines += ["", f"pandas backfill, time per job (sensor ticks included): {breakdown}."]
+    if figures:
+        lines += [
+            "",
+            f"Seed baseline: Spark session start-up {figures['startup_s']:.1f} s, first minute "
+            f"{figures['first_s']:.1f} s (JVM warm-up), then a median of {figures['per_minute_s']:.1f} s per "
+            f"minute over {figures['measured_minutes'] - 1 or 1} minute(s). The extrapolation is start-up + "
+            f"first minute + {minutes - 1} x the median: an **estimate**, not a measurement.",
+        ]
+    return lines
+
+
+def _scaling_md(points: list[dict]) -> list[str]:
+    good = sorted((p for p in points if not p.get("error")), key=lambda p: p["events"])
+    rows = []
+    base = good[0] if good else None
+    for p in sorted(points, key=lambda p: p["events"]):
+        if p.get("error"):
+            rows.append([f"{p['events']:,}", "n/a", "n/a", "n/a", "n/a", p["error"]])
+            continue
+        linear = base["wall_s"] * p["events"] / base["events"]
+        rows.append(
+            [
+                f"{p['events']:,}",
+                _num(p["wall_s"]),
+                f"{p['events'] / p['wall_s']:,.0f}",
+                f"{p['wall_s'] / p['events'] * 1e6:.1f}",
+                f"{p['wall_s'] / linear:.2f}",
+                f"{p['peak_bytes'] / MIB:,.0f}",
+            ]
+        )
+    lines = _table(
+        [
+            "events",
+            "wall time (s)",
+            "events/s",
+            "us per event",
+            "x linear from the smallest",
+            "peak memory (MiB)",
+        ],
+        rows,
+    )
+    if len(good) >= 2:
+        growth = (good[-1]["wall_s"] / good[0]["wall_s"]) / (good[-1]["events"] / good[0]["events"])
+        verdict = (
+            "about linear"
+            if 0.75 <= growth <= 1.25
+            else "sub-linear (fixed costs dominate the small runs)"
+            if growth < 0.75
+            else "super-linear"
+        )
+        lines += [
+            "",
+            f"From {good[0]['events']:,} to {good[-1]['events']:,} events the wall time grows "
+            f"{good[-1]['wall_s'] / good[0]['wall_s']:.2f}x for "
+            f"{good[-1]['events'] / good[0]['events']:.0f}x "
+            f"the events: {verdict}.",
+        ]
+        fixed, per_million = linear_fit(good, "wall_s")
+        lines[-1] += (
+            f" A least-squares line gives {fixed:.1f} s fixed + {per_million:.1f} s per million events "
+            "(the fixed part: Dagster runs, rankings, dashboard, code loading)."
+        )
+        base_mib, mib_per_million = linear_fit(good, "peak_bytes")
+        lines += [
+            "",
+            f"Peak memory grows by about {mib_per_million / MIB:,.0f} MiB per million events "
+            f"(from {base_mib / MIB:,.0f} MiB): a backfill recomputes an hour's changed minutes together "
+            "(`processing.recompute_minutes` concatenates their cleaned rows), so memory follows the "
+            "events of one hour partition.",
+        ]
+    return lines
+
+
+def linear_fit(points: list[dict], field: str) -> tuple[float, float]:
+    """Intercept and slope per million events of ``field`` over the points (least squares)."""
+    import numpy as np
+
+    xs = np.array([p["events"] / 1e6 for p in points])
+    ys = np.array([float(p[field]) for p in points])
+    slope, intercept = np.polyfit(xs, ys, 1)
+    return float(intercept), float(slope)
+
+
+def _live_md(live: dict, sensor_interval: int) -> list[str]:
+    lines = [
+        f"Daemon: `dagster-daemon run -w workspace.yaml` on a temporary instance (dagster-postgres), "
+        f"`PIPELINE_SENSOR_INTERVAL_SECONDS={sensor_interval}`; one minute of files "
+        f"({live['events_per_minute']:,} events, 4 server files) landed every {live['interval_s']:g} s; "
+        "latency = from the minute's last file landing until t1 holds all of its purchases "
+        "(polled every 0.25 s)."
+    ]
+    if live.get("error"):
+        return lines + ["", f"**Error:** {live['error']}"]
+    lines += [""] + _table(
+        ["minutes measured", "p50 (s)", "p95 (s)", "max (s)", "not visible in time", "warm-up minute (s)"],
+        [
+            [
+                str(len(live["latencies"])),
+                _num(live["p50_s"]),
+                _num(live["p95_s"]),
+                _num(live["max_s"]),
+                str(len(live["missing"])),
+                _num(live["warmup_s"]),
+            ]
+        ],
+    )
+    if live.get("ingest_runs"):
+        shortest = (
+            f", {live['run_wait_min_s']:.1f} s at the shortest (launch without a queue)"
+            if live.get("run_wait_min_s") is not None
+            else ""
+        )
+        lines += [
+            "",
+            f"{live['ingest_runs']} ingest runs for {len(live['latencies']) + 1} minutes; from run creation "
+            f"to start a median of {_num(live['run_wait_s'])} s{shortest}: runs of one hour queue behind "
+            "each other (one at a time per hour), then each starts a process that loads the code location. "
+            "A run claims every file landed by then, so a queued run often finds its files already "
+            f"in t1 and latency stays below that wait. Median execution {_num(live['run_exec_s'])} s. "
+            f"The sensor interval adds up to {sensor_interval} s before a landed file is seen.",
+        ]
+    return lines
+
+
+def _profile_md(profile: dict) -> list[str]:
+    lines = [
+        f"cProfile of the pandas backfill (a separate run: profiling slows it down; "
+        f"{profile['total_s']:.1f} s of self time profiled).",
+        "",
+        "Self time by kind of work:",
+        "",
+    ]
+    lines += _table(
+        ["kind", "self (s)", "share"],
+        [
+            [kind, f"{seconds:.1f}", f"{seconds / profile['total_s']:.0%}"]
+            for kind, seconds in profile["buckets"].items()
+        ],
+    )
+    lines += ["", "Top self time:", ""]
+    lines += _table(
+        ["function", "calls", "self (s)", "cumulative (s)"],
+        [
+            [f"`{r['function']}`", f"{r['calls']:,}", f"{r['self_s']:.2f}", f"{r['cum_s']:.2f}"]
+            for r in profile["self"]
+        ],
+    )
+    lines += ["", "The project's functions by cumulative time:", ""]
+    lines += _table(
+        ["function", "calls", "cumulative (s)"],
+        [[f"`{r['function']}`", f"{r['calls']:,}", f"{r['cum_s']:.2f}"] for r in profile["pipeline"]],
+    )
+    return lines
+
+
+def _job_seconds(row: dict) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for job, _label, seconds in (row.get("result") or {}).get("runs") or []:
+        totals[job] = totals.get(job, 0.0) + seconds
+    return totals
+
+
+def _run_breakdown(row: dict) -> str:
+    return ", ".join(f"{job} {seconds:.1f} s" for job, seconds in _job_seconds(row).items())
+
+
+def _fixed_costs(row: dict) -> str:
+    breakdown = _run_breakdown(row)
+    return f" Runs of the backfill (each with its sensor ticks): {breakdown}." if breakdown else ""
+
+
+def _misses_md(results: dict, checks: list[dict]) -> list[str]:
+    lines = []
+    for check in checks:
+        if check["met"] is not False:
+            continue
+        why = ""
+        if "DuckDB floor" in check["target"] and results["backfill"].get("profile"):
+            profile = results["backfill"]["profile"]
+            kinds = [(k, v) for k, v in profile["buckets"].items() if k != "other"][:3]
+            top = profile["pipeline"][:3]
+            why = (
+                " Profile: "
+                + ", ".join(f"{k} {v / profile['total_s']:.0%}" for k, v in kinds)
+                + " of self time; the project's costliest steps "
+                + ", ".join(f"`{r['function']}` ({r['cum_s']:.1f} s)" for r in top)
+                + "."
+            )
+            why += _fixed_costs(results["backfill"]["rows"][1])
+            ingest = _job_seconds(results["backfill"]["rows"][1]).get("events_ingest")
+            floor_s = results["backfill"]["rows"][0]["wall_s"]
+            if ingest and floor_s:
+                why += (
+                    f" The ingest run alone (claim, stage, t1, t2, checks: the floor's work and more) is "
+                    f"{ingest / floor_s:.2f}x the floor; rankings, dashboard and retention make the rest."
+                )
+        elif "live" in check["target"] and results.get("live", {}).get("run_wait_s") is not None:
+            live = results["live"]
+            why = (
+                f" Each live minute waits for a sensor tick (up to {results['sensor_interval_s']} "
+                "s), then a run "
+                f"whose start costs {live['run_wait_s']:.1f} s (median) before "
+                f"{live['run_exec_s']:.1f} s of work;"
+                " runs of the same hour are serialised, so a queue forms when minutes land faster "
+                "than runs end."
+            )
+        elif "seed" in check["target"]:
+            seed = seed_figures(results["backfill"]["seed"], results["backfill"]["minutes"])
+            if seed:
+                why = (
+                    f" The seed's micro-batches cost {seed['per_minute_s']:.1f} s per minute once warm "
+                    f"({seed['first_s']:.1f} s for the first, {seed['startup_s']:.1f} s of Spark start-up);"
+                    " the pandas backfill's fixed costs (see Scaling) weigh the more, the fewer the minutes."
+                )
+        elif "memory" in check["target"]:
+            why = (
+                " Memory follows the events of one hour partition (see Scaling): the t1 step holds every "
+                "changed minute of the hour at once, and this data set puts all its minutes in one hour."
+            )
+        lines.append(
+            f"- {check['target']}: {check['measured']}" + (f", {check['by']}." if check["by"] else ".") + why
+        )
+    return lines
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    backfill = results.get("backfill")
+    checks = targets(results)
+    kind = "quick check (`--quick`)" if results.get("quick") else "full run"
+    lines = [
+        "# Benchmark results",
+        "",
+        f"{kind}, {results['when']}, {results['cores']} cores, `{results['command']}` "
+        f"({results['elapsed_s'] / 60:.1f} min). Figures are **ratios within this run**: the "
+        "machine is shared, "
+        "so absolute seconds are not comparable between runs. Peak memory is the summed RSS of the measured "
+        "process and all its children (the JVM included), sampled every 0.2 s; the PostgreSQL server is "
+        "shared by all runs and not counted.",
+        "",
+    ]
+    if backfill:
+        lines += [
+            f"Data: the project's generator, {backfill['events']:,} events over "
+            f"{backfill['minutes']} minutes "
+            f"(4 server files per minute), landed at once for the backfill.",
+            "",
+        ]
+    lines += ["## Targets", ""]
+    lines += _table(
+        ["target", "measured", "met"],
+        [
+            [c["target"], c["measured"], {True: "yes", False: "**no**", None: "not measured"}[c["met"]]]
+            for c in checks
+        ],
+    )
+    misses = _misses_md(results, checks)
+    if misses:
+        lines += ["", "Missed:", ""] + misses
+    if backfill:
+        lines += [
+            "",
+            "## Backfill throughput",
+            "",
+            "`clickflow process` (landing sensor and every run it requests, in process, on a "
+            "dagster-postgres "
+            "instance: claim, stage, t1, t2, checks, rankings) against the DuckDB floor (read every file at "
+            "once, same cleaning, dedupe and aggregation in SQL, COPY into t1-shaped tables) and the seed's "
+            "per-minute Spark micro-batch with a merge into t1.",
+            "",
+        ]
+        lines += _backfill_md(backfill)
+    if results.get("scaling"):
+        lines += ["", "## Scaling of the pandas backfill", ""] + _scaling_md(results["scaling"])
+    if results.get("live"):
+        lines += ["", "## Live latency", ""] + _live_md(results["live"], results["sensor_interval_s"])
+    if backfill and backfill.get("profile"):
+        lines += ["", "## Where the backfill's time goes", ""] + _profile_md(backfill["profile"])
+    lines += ["", "Chart: [results.png](results.png).", ""]
+    path.write_text("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- chart
+
+
+def write_chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    backfill, scaling, live = results.get("backfill"), results.get("scaling"), results.get("live")
+
+    ax = axes[0]
+    if backfill and backfill["rows"][0]["wall_s"]:
+        floor_s = backfill["rows"][0]["wall_s"]
+        bars = [(m["label"], m["wall_s"] / floor_s, False) for m in backfill["rows"] if m["wall_s"]]
+        figures = seed_figures(backfill["seed"], backfill["minutes"])
+        if figures:
+            bars.append(("seed micro-batch\n(extrapolated)", figures["extrapolated_s"] / floor_s, True))
+        drawn = ax.bar(
+            [b[0] for b in bars],
+            [b[1] for b in bars],
+            color=["#888" if b[2] else "#3a7" for b in bars],
+            hatch=None,
+        )
+        for bar, (_, value, extrapolated) in zip(drawn, bars):
+            bar.set_hatch("//" if extrapolated else "")
+            ax.annotate(f"{value:.1f}x", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom")
+        ax.axhline(TARGET_FLOOR_RATIO, color="#c33", linestyle="--", label=f"target {TARGET_FLOOR_RATIO:g}x")
+        ax.set_yscale("log")
+        ax.legend()
+    ax.set_title("Backfill wall time / DuckDB floor")
+    ax.tick_params(axis="x", labelsize=8)
+
+    ax = axes[1]
+    good = sorted((p for p in scaling or [] if p.get("wall_s")), key=lambda p: p["events"])
+    if good:
+        xs = [p["events"] / 1e6 for p in good]
+        ax.plot(xs, [p["wall_s"] for p in good], "o-", color="#37a", label="wall time")
+        if len(good) >= 2:
+            fixed, slope = linear_fit(good, "wall_s")
+            ax.plot(
+                [0, xs[-1]],
+                [fixed, fixed + slope * xs[-1]],
+                ":",
+                color="#37a",
+                label=f"fit: {fixed:.0f} s + {slope:.1f} s/M events",
+            )
+        ax.set_xlabel("million events")
+        ax.set_ylabel("wall time (s)")
+        memory = ax.twinx()
+        memory.plot(xs, [p["peak_bytes"] / 2**30 for p in good], "s-", color="#a73", label="peak memory")
+        memory.axhline(TARGET_PEAK_BYTES / 2**30, color="#c33", linestyle="--", label="memory target")
+        memory.set_ylabel("peak memory (GiB)")
+        handles = ax.get_legend_handles_labels()
+        extra = memory.get_legend_handles_labels()
+        ax.legend(handles[0] + extra[0], handles[1] + extra[1], loc="upper left", fontsize=8)
+    ax.set_title("Scaling (pandas engine)")
+
+    ax = axes[2]
+    if live and live.get("latencies"):
+        values = list(live["latencies"].values())
+        ax.bar(range(1, len(values) + 1), values, color="#37a")
+        for value, label, style in ((live["p50_s"], "p50", ":"), (live["p95_s"], "p95", "--")):
+            ax.axhline(value, color="#333", linestyle=style, label=f"{label} {value:.1f} s")
+        ax.axhline(
+            TARGET_LIVE_P95_S, color="#c33", linestyle="--", label=f"target p95 {TARGET_LIVE_P95_S:g} s"
+        )
+        ax.set_xlabel("landed minute")
+        ax.set_ylabel("landing -> complete in t1 (s)")
+        ax.legend()
+    ax.set_title("Live latency")
+    fig.suptitle("Clickflow benchmark" + (" (quick check)" if results.get("quick") else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(results: dict, markdown: Path, chart: Path) -> None:
+    write_markdown(results, markdown)
+    write_chart(results, chart)

@@ -1,0 +1,349 @@
+"""``python -m bench.run``: backfill throughput, live latency and scaling, in one invocation.
+
+Every measured run starts in a fresh process (``bench.child``) on a fresh database of one embedded
+PostgreSQL server, with its process tree's memory sampled every 0.2 s. Results go to
+``bench/results.md`` and ``bench/results.png``; the raw numbers to ``<workdir>/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench import report
+from bench.data import Dataset, dataset
+from bench.memory import PeakMemory
+from bench.pg import drop_database, fresh_database, same_totals, start_server, t1_totals
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS, DIMENSIONS = ("purchase", "view"), ("product_id", "brand", "category_l3")
+QUICK = {"events": 200_000, "minutes": 10, "seed_minutes": 2, "live_minutes": 5, "scaling": "100000,200000"}
+PARTS = ("backfill", "scaling", "live")
+
+
+@dataclass
+class Measured:
+    label: str
+    events: int
+    wall_s: float | None = None
+    peak_bytes: int = 0
+    result: dict = field(default_factory=dict)
+    same_totals: bool | None = None  # t1 totals equal to the DuckDB floor's on the same minutes
+    error: str | None = None  # no figures
+    note: str | None = None  # figures, with a caveat (e.g. a downstream run failed)
+
+
+class Bench:
+    def __init__(self, workdir: Path, timeout: float):
+        self.workdir, self.timeout = workdir, timeout
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.admin_url = start_server(workdir)
+
+    def measure(
+        self,
+        label: str,
+        kind: str,
+        data: Dataset,
+        *,
+        reference: dict | None = None,
+        before: pd.Timestamp | None = None,
+        profile: Path | None = None,
+        **spec,
+    ) -> Measured:
+        """Run one measurement in a child process; compare its t1 totals with ``reference``."""
+        slug = label.replace(" ", "-").lower()
+        print(f"[bench] {label}: {data.events:,} events ...", flush=True)
+        pg_url = fresh_database(self.admin_url, kind)
+        dagster_url = fresh_database(self.admin_url, "dagster") if kind == "batch" else None
+        work = self.workdir / "runs" / slug
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        spec_path, out_path = work / "spec.json", work / "result.json"
+        spec_path.write_text(
+            json.dumps(
+                {
+                    "kind": kind,
+                    "files": [str(p) for p in data.files],
+                    "pg_url": pg_url,
+                    "dagster_pg_url": dagster_url,
+                    "work": str(work),
+                    "profile": str(profile) if profile else None,
+                    **spec,
+                }
+            )
+        )
+        measured = Measured(label, data.events)
+        try:
+            with open(self.logs / f"{slug}.log", "wb") as log:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "bench.child", str(spec_path), str(out_path)],
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+                with PeakMemory(child.pid) as peak:
+                    try:
+                        code = child.wait(self.timeout)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(child.pid, signal.SIGKILL)  # the child and its JVM, nothing else
+                        child.wait()
+                        code = None
+            measured.peak_bytes = peak.bytes
+            if code is None:
+                measured.error = f"stopped after --timeout {self.timeout:g} s"
+                return measured
+            if code != 0:
+                measured.error = f"exited with {code}; see {self.logs / f'{slug}.log'}"
+                return measured
+            measured.result = json.loads(out_path.read_text())
+            measured.wall_s = measured.result["wall_s"]
+            failed = sorted({job for job, *_ in measured.result.get("failed_runs") or []})
+            if failed:
+                measured.note = f"failed runs: {', '.join(failed)} (see {self.logs / f'{slug}.log'})"
+            if reference is not None:
+                measured.same_totals = same_totals(reference, t1_totals(pg_url, EVENTS, DIMENSIONS, before))
+            else:
+                measured.result["totals"] = t1_totals(pg_url, EVENTS, DIMENSIONS)
+                if before is not None:
+                    measured.result["totals_before"] = t1_totals(pg_url, EVENTS, DIMENSIONS, before)
+            return measured
+        finally:
+            for url in filter(None, (pg_url, dagster_url)):
+                drop_database(self.admin_url, url)
+            shutil.rmtree(work / "lake", ignore_errors=True)
+            shutil.rmtree(work / "home", ignore_errors=True)
+            print(f"[bench]   -> {_brief(measured)}", flush=True)
+
+
+def _brief(m: Measured) -> str:
+    if m.error:
+        return f"ERROR {m.error}"
+    note = f" ({m.note})" if m.note else ""
+    return f"{m.wall_s:.1f} s, peak {m.peak_bytes / 2**20:,.0f} MiB, same t1 totals: {m.same_totals}{note}"
+
+
+def spark_engine_available() -> tuple[bool, str]:
+    """Whether ``get_engine("spark")`` works, asked in a child process (it may start a JVM)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", "from pipeline.events.engine import get_engine; get_engine('spark')"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if probe.returncode == 0:
+        return True, ""
+    lines = [line for line in probe.stderr.strip().splitlines() if line.strip()]
+    return False, lines[-1] if lines else f"exit code {probe.returncode}"
+
+
+def run_backfill(bench: Bench, data: Dataset, seed_minutes: int, profile: str) -> dict:
+    cut = pd.Timestamp(data.config.start) + pd.Timedelta(minutes=seed_minutes)
+    floor = bench.measure("DuckDB floor", "floor", data, before=cut)
+    reference = floor.result.get("totals")
+    rows = [floor, bench.measure("pandas engine", "batch", data, reference=reference, engine="pandas")]
+    available, why = spark_engine_available()
+    spark = (
+        bench.measure("Spark engine", "batch", data, reference=reference, engine="spark")
+        if available
+        else Measured("Spark engine", data.events, error=f"not available ({why})")
+    )
+    rows.append(spark)
+    seed = bench.measure(
+        "seed micro-batch", "seed", data, reference=floor.result.get("totals_before"), minutes=seed_minutes
+    )
+    section = {
+        "rows": [dataclasses.asdict(m) for m in rows],
+        "seed": dataclasses.asdict(seed),
+        "seed_minutes": seed_minutes,
+        "minutes": data.minutes,
+        "events": data.events,
+    }
+    pandas_row = rows[1]
+    missed = (
+        floor.wall_s and pandas_row.wall_s and pandas_row.wall_s / floor.wall_s > report.TARGET_FLOOR_RATIO
+    )
+    if profile == "always" or (profile == "auto" and missed):
+        stats = bench.workdir / "pandas.prof"
+        profiled = bench.measure("pandas engine (cProfile)", "batch", data, profile=stats, engine="pandas")
+        if not profiled.error:
+            section["profile"] = report.profile_summary(stats)
+    return section
+
+
+def run_scaling(bench: Bench, sizes: list[int], minutes: int, main: dict | None) -> list[dict]:
+    points = []
+    for size in sizes:
+        data = dataset(bench.workdir / "data", size, minutes)
+        reused = main and main["events"] == data.events and main["rows"][1]["wall_s"]
+        if reused:
+            point = dict(main["rows"][1])
+        else:
+            point = dataclasses.asdict(
+                bench.measure(f"pandas scaling {data.events}", "batch", data, engine="pandas")
+            )
+        points.append(point)
+    return points
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=2_000_000, help="events of the backfill data set")
+    parser.add_argument("--minutes", type=int, default=50, help="minutes the events span")
+    parser.add_argument(
+        "--seed-minutes", type=int, default=5, help="minutes the seed micro-batch baseline runs"
+    )
+    parser.add_argument("--live-minutes", type=int, default=30, help="minutes of data replayed live")
+    parser.add_argument("--live-interval", type=float, default=5.0, help="seconds between two landed minutes")
+    parser.add_argument(
+        "--sensor-interval", type=int, default=5, help="PIPELINE_SENSOR_INTERVAL_SECONDS when live"
+    )
+    parser.add_argument(
+        "--scaling", help="event counts of the scaling runs (default: events x 1/4, 1/2, 1, 2)"
+    )
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma-separated parts to run ({', '.join(PARTS)})"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds after which one measurement is stopped and reported as such",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="profile the pandas backfill with cProfile (auto: when it misses its target)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a check of the harness in minutes: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()),
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(os.environ.get("PIPELINE_HOME", ".clickflow")) / "bench",
+        help="data, logs and the benchmark's PostgreSQL (default: $PIPELINE_HOME/bench)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench", help="where results.md and results.png go"
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: write results.md and results.png again from <workdir>/results.json",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    if not parts or parts - set(PARTS):
+        parser.error(f"--only takes some of {', '.join(PARTS)}")
+    args.parts = parts
+    sizes = args.scaling or ",".join(str(args.events * k // 4) for k in (1, 2, 4, 8))
+    args.sizes = [int(s) for s in sizes.split(",")]
+    if min(args.events, *args.sizes) < 4 * args.minutes or args.live_minutes < 1 or args.seed_minutes < 1:
+        parser.error("need at least 4 events per minute, one live minute and one seed minute")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    workdir = args.workdir.absolute()
+    if args.report_only:
+        results = json.loads((workdir / "results.json").read_text())
+        args.out.mkdir(parents=True, exist_ok=True)
+        report.write(results, args.out / "results.md", args.out / "results.png")
+        print(
+            f"[bench] wrote {args.out / 'results.md'} and {args.out / 'results.png'} from "
+            f"{workdir / 'results.json'}"
+        )
+        return 0
+    started = time.monotonic()
+    bench = Bench(workdir, args.timeout)
+    results: dict = {
+        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "cores": os.cpu_count(),
+        "command": " ".join(["python -m bench.run", *(argv or sys.argv[1:])]),
+        "sensor_interval_s": args.sensor_interval,
+    }
+    print(f"[bench] generating data under {workdir / 'data'} ...", flush=True)
+    main_data = dataset(workdir / "data", args.events, args.minutes)
+    if "backfill" in args.parts:
+        results["backfill"] = run_backfill(
+            bench, main_data, min(args.seed_minutes, args.minutes), args.profile
+        )
+    if "scaling" in args.parts:
+        results["scaling"] = run_scaling(bench, args.sizes, args.minutes, results.get("backfill"))
+    if "live" in args.parts:
+        from bench.live import run_live
+
+        per_minute = main_data.config.events_per_minute  # live minutes as heavy as the backfill's
+        live_data = dataset(workdir / "data", per_minute * (args.live_minutes + 1), args.live_minutes + 1)
+        print(
+            f"[bench] live: {args.live_minutes} minutes + 1 warm-up, one every {args.live_interval} s ...",
+            flush=True,
+        )
+        live_work = workdir / "runs" / "live"
+        shutil.rmtree(live_work, ignore_errors=True)
+        try:
+            live = run_live(
+                live_data,
+                bench.admin_url,
+                live_work,
+                interval=args.live_interval,
+                sensor_interval=args.sensor_interval,
+                log=bench.logs / "live-daemon.log",
+            )
+        except Exception as error:  # reported in the results, like a failed measurement
+            from bench.live import LiveResult
+
+            live = LiveResult(
+                args.live_interval, args.sensor_interval, None, error=f"{type(error).__name__}: {error}"
+            )
+        results["live"] = {
+            **dataclasses.asdict(live),
+            "events_per_minute": live_data.config.events_per_minute,
+            "p50_s": live.percentile(0.5),
+            "p95_s": live.percentile(0.95),
+            "max_s": live.percentile(1.0),
+        }
+        print(
+            f"[bench]   -> p50 {live.percentile(0.5)} s, p95 {live.percentile(0.95)} s, "
+            f"missing {len(live.missing)}, error {live.error}",
+            flush=True,
+        )
+    results["elapsed_s"] = time.monotonic() - started
+    (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    args.out.mkdir(parents=True, exist_ok=True)
+    report.write(results, args.out / "results.md", args.out / "results.png")
+    print(
+        f"[bench] wrote {args.out / 'results.md'} and {args.out / 'results.png'} "
+        f"in {results['elapsed_s'] / 60:.1f} min",
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
