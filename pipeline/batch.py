@@ -9,7 +9,8 @@ from typing import Callable
 
 import dagster as dg
 
-from pipeline.events.jobs import ARCHIVE_JOB, INGEST_JOB, RANGE_END_TAG, RANGE_START_TAG, RANKINGS_JOB, RETENTION_JOB
+from pipeline.events.jobs import (ARCHIVE_JOB, DASHBOARD_JOB, INGEST_JOB, RANGE_END_TAG, RANGE_START_TAG, RANKINGS_JOB,
+                                  RETENTION_JOB)
 
 RUN_KEY_TAG = "dagster/run_key"
 
@@ -99,6 +100,7 @@ def process(defs: dg.Definitions, instance: dg.DagsterInstance, *, retention: bo
             break
     if ingested:
         run(RANKINGS_JOB, None)
+        run(DASHBOARD_JOB, None)  # what the automation sensor does after the rankings
     archive_requests, _ = tick(defs, instance, "archive_sensor", None)
     for request in archive_requests:
         run(ARCHIVE_JOB, request)

@@ -286,9 +286,15 @@ def _print_top(settings: Settings) -> None:
 
 
 def cmd_dev(args) -> int:
+    """The UI on this instance; on a lake with nothing processed yet, the demo runs first so the
+    UI opens on populated assets, partitions, runs and a dashboard."""
     settings = _settings()
     from pipeline.instance import prepare_instance
 
+    if not args.no_demo and next(iter(_lake(settings).list("manifests/", 1)), None) is None:
+        console.print("[bold]nothing processed yet: running `clickflow demo` first[/bold] (skip with --no-demo)")
+        if cmd_demo(build_parser().parse_args(["demo"])) != 0:
+            console.print("[yellow]the demo had failed runs: the UI shows them under Runs[/yellow]")
     prepare_instance(settings)
     dagster = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
@@ -343,9 +349,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="lake objects and table row counts")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("dev", help="start the Dagster webserver and daemon on this instance")
+    p = sub.add_parser("dev", help="start the Dagster webserver and daemon on this instance (runs the demo "
+                                     "first when nothing was processed yet)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--no-demo", action="store_true", help="start on an empty lake as it is")
     p.set_defaults(func=cmd_dev)
     return parser
 

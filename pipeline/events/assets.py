@@ -9,10 +9,12 @@ import dagster as dg
 import pandas as pd
 
 from pipeline.events import checks, processing
+from pipeline.events.dashboard_asset import build_dashboard_asset
+from pipeline.events.engine import Engine, get_engine
 from pipeline.events.partitions import archive_partitions, hourly_partitions
 from pipeline.events.tables import all_tables, pairs, rank_table, t1_table, t2_table
-from pipeline.resources.lake import LakeResource
-from pipeline.resources.warehouse import WarehouseResource
+from pipeline.resources.lake import Lake, LakeResource
+from pipeline.resources.warehouse import Warehouse, WarehouseResource
 from pipeline.settings import Settings
 
 GROUP = "events"
@@ -82,30 +84,24 @@ def build_event_assets(settings: Settings) -> list:
         check_specs=checks.t1_check_specs(),
         metadata={"dagster/table_name": t1_names[0], **_table_metadata(t1_names)},
     )
-    def t1_minute(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
-        """Minute table: recomputes only the minutes of the hour whose files changed, each from all
-        of its files, and replaces those minutes in every t1 table in one transaction. Keeps the
-        minute aggregates in the lake so t2 can be rebuilt after t1 rows expire."""
-        store, db = lake.get(), warehouse.get()
+    @on_engine(settings)
+    def t1_minute(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine):
+        """Minute table: recomputes only the minutes whose files changed, each from all of its
+        files, and replaces those minutes in every t1 table in one transaction; a backfill range
+        is one computation. Keeps the minute aggregates in the lake so t2 can be rebuilt after
+        t1 rows expire."""
         db.ensure(all_tables(settings.events, settings.dimensions))
-        minutes, rows, files, beyond, reports = [], 0, 0, [], []
-        for hour in partition_hours(context):
-            with db.advisory_lock(processing.hour_lock_name(hour)):
-                report = processing.recompute_minutes(store, db, settings, hour)
-            reports.append(report)
-            minutes += report.minutes
-            rows += report.t1_rows
-            files += report.files
-            beyond += report.skipped_beyond_t2
+        report = processing.recompute_minutes(store, db, settings, partition_hours(context), engine)
+        beyond = report.skipped_beyond_t2
         if beyond:
             context.log.warning(f"{len(beyond)} minute(s) older than the t2 window were archived only: {beyond[:5]}")
-        results = checks.t1_checks(db, settings, reports)
+        results = checks.t1_checks(db, settings, [report])
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": rows,
-                "minutes_recomputed": len(minutes),
-                "files_read": files,
-                "recomputed": dg.MetadataValue.json(minutes[:120]),
+                "dagster/row_count": report.t1_rows,
+                "minutes_recomputed": len(report.minutes),
+                "files_read": report.files,
+                "recomputed": dg.MetadataValue.json(report.minutes[:120]),
                 "minutes_beyond_t2_window": len(beyond),
             },
             check_results=results,
@@ -122,15 +118,12 @@ def build_event_assets(settings: Settings) -> list:
         check_specs=checks.t2_check_specs(),
         metadata={"dagster/table_name": t2_names[0], **_table_metadata(t2_names)},
     )
-    def t2_hour(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+    @on_engine(settings)
+    def t2_hour(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine):
         """Hour table: each hour is the merge of its minute aggregates from the lake, so it stays
-        right for hours whose t1 rows have already expired."""
-        store, db = lake.get(), warehouse.get()
+        right for hours whose t1 rows have already expired; a backfill range is one merge."""
         hours = partition_hours(context)
-        rows = 0
-        for hour in hours:
-            with db.advisory_lock(processing.hour_lock_name(hour)):
-                rows += processing.rebuild_hour(store, db, settings, hour)
+        rows = processing.rebuild_hours(store, db, settings, hours, engine)
         results = checks.t2_checks(store, db, settings, hours)
         if all(r.passed for r in results):
             for hour in hours:  # raw -> t1 -> t2 complete: the hour is no longer pending
@@ -213,7 +206,35 @@ def build_event_assets(settings: Settings) -> list:
         return dg.MaterializeResult(metadata={"dagster/row_count": deleted, "deleted_rows": deleted,
                                               "cutoff": str(cutoff)})
 
-    return [raw_files, t1_minute, t2_hour, rankings, archive, t1_retention, t2_retention]
+    return [raw_files, t1_minute, t2_hour, rankings, archive, t1_retention, t2_retention,
+            build_dashboard_asset(settings)]
+
+
+def on_engine(settings: Settings):
+    """Give a step body (context, lake, warehouse, engine) the asset signature of the engine.
+
+    With PIPELINE_ENGINE=spark the asset takes the ``spark`` resource (a lazy session: nothing
+    starts until there are rows to compute); otherwise it takes no Spark resource at all, so a
+    pandas deployment neither needs nor configures one. Name and docstring stay the body's.
+    """
+
+    def wrap(body):
+        if settings.engine == "spark":
+            from dagster_pyspark import LazyPySparkResource
+
+            def step(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
+                     spark: LazyPySparkResource):
+                return body(context, lake.get(), warehouse.get(), get_engine("spark", spark=spark))
+        else:
+
+            def step(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+                return body(context, lake.get(), warehouse.get(), get_engine(settings.engine))
+
+        # Not functools.wraps: its __wrapped__ would show Dagster the body's signature.
+        step.__name__, step.__qualname__, step.__doc__ = body.__name__, body.__qualname__, body.__doc__
+        return step
+
+    return wrap
 
 
 def rankings_condition() -> dg.AutomationCondition:

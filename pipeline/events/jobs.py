@@ -10,6 +10,7 @@ from pipeline.settings import Settings
 INGEST_JOB = "events_ingest"
 ARCHIVE_JOB = "events_archive"
 RANKINGS_JOB = "events_rankings"
+DASHBOARD_JOB = "events_dashboard"
 RETENTION_JOB = "events_retention"
 HOUR_TAG = "clickflow/hour"  # one run per value at a time (dagster.yaml tag concurrency limit)
 BACKLOG_TAG = "backlog"
@@ -32,6 +33,8 @@ def build_jobs(settings: Settings) -> list[dg.UnresolvedAssetJobDefinition]:
         ),
         dg.define_asset_job(RANKINGS_JOB, selection=dg.AssetSelection.assets("rankings"),
                             description="Re-rank the last 60 minutes."),
+        dg.define_asset_job(DASHBOARD_JOB, selection=dg.AssetSelection.assets("dashboard"),
+                            description="Rebuild the HTML dashboard in the lake (dashboard/index.html)."),
         dg.define_asset_job(
             RETENTION_JOB,
             selection=dg.AssetSelection.assets("t1_retention", "t2_retention"),

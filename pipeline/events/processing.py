@@ -1,8 +1,9 @@
 """The work behind the event assets, free of Dagster so it can be called and tested directly.
 
-Each function works on one hour and is idempotent: it derives what to do from the manifest and
-the aggregates' own record of which files they were computed from, so a retried or repeated
-call recomputes only what is out of date, and a killed one is repaired by the next.
+Each function works on one hour or on a run's range of hours and is idempotent: it derives what
+to do from the manifest and the aggregates' own record of which files they were computed from,
+so a retried or repeated call recomputes only what is out of date, and a killed one is repaired
+by the next.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline.events import layout, schema, transform
-from pipeline.events.engine import get_engine
+from pipeline.events.engine import Engine, get_engine
 from pipeline.events.layout import FileEntry, Manifest
 from pipeline.events.tables import metric_names, pairs, rank_table, t1_table, t2_table
 from pipeline.resources.lake import Lake, sha256_hex
@@ -89,6 +90,10 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
     candidates = [(obj, True) for obj in lake.list(f"raw/{layout.slug(hour)}/", page_size)
                   if obj.name not in manifest.files]
     candidates += [(obj, False) for obj in lake.list(prefix, page_size)]
+    if candidates:
+        # Before the first move: once a file has left landing/, only this marker asks for the
+        # hour again if the run dies (t2_hour clears it once the hour is complete).
+        lake.write_text(layout.pending_key(hour), _now())
 
     for obj, already_raw in candidates:
         data = lake.read_bytes(obj.key)
@@ -126,10 +131,6 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
         report.bytes += entry.size
     if report.claimed or report.quarantined:
         manifest.save(lake, hour)
-    if report.claimed:
-        # Until t2 of this hour succeeds, the hour is pending: if this run dies after the claim
-        # (files already out of landing/), the landing sensor sees the marker and asks again.
-        lake.write_text(layout.pending_key(hour), _now())
     return report
 
 
@@ -216,55 +217,129 @@ class MinuteReport:
     expected: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
-def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour: pd.Timestamp) -> MinuteReport:
-    """Recompute the hour's minutes whose input file set changed; call under the hour's lock.
+def engine_for(settings: Settings) -> Engine:
+    """The configured engine outside Dagster (a local Spark session when PIPELINE_ENGINE=spark)."""
+    return get_engine(settings.engine, master=settings.spark_master)
 
-    Order matters for crash safety: the t1 rows are replaced first (one transaction), then the
-    aggregates file with its input record. A crash in between leaves the record stale, so the
-    next call recomputes the same minutes again instead of trusting half-done work.
+
+@dataclass
+class _HourWork:
+    wanted: dict[str, list[str]]  # minute -> its input files, from the manifest
+    long: pd.DataFrame  # the aggregates file as it is
+    state: dict[str, list[str]]  # minute -> the files its aggregates were computed from
+    stale: list[str]
+
+
+def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hours: list[pd.Timestamp],
+                      engine: Engine | None = None) -> MinuteReport:
+    """Recompute the minutes whose input file set changed, in all the given hours at once.
+
+    A backfill range is one engine call (one Spark query), not one per hour: the stale minutes of
+    every hour are gathered under the hours' locks (taken together, in sorted order), computed
+    together, then written. Order matters for crash safety: the t1 rows of all hours are
+    replaced first (one transaction), then each hour's aggregates file with its input record. A
+    crash in between leaves those records stale, so the next call recomputes the same minutes
+    again instead of trusting half-done work.
     """
+    engine = engine or engine_for(settings)
     report = MinuteReport()
-    wanted = Manifest.load(lake, hour).accepted_by_minute()
-    long, state = read_aggregates(lake, hour)
-    stale = sorted(m for m, files in wanted.items() if state.get(m) != files)
-    if not stale:
-        return report
+    with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
+        work, rows_of = {}, {}
+        for hour in hours:
+            manifest = Manifest.load(lake, hour)
+            rows_of.update({(hour, e.name): e.rows for e in manifest.accepted()})
+            wanted = manifest.accepted_by_minute()
+            long, state = read_aggregates(lake, hour)
+            stale = sorted(m for m, files in wanted.items() if state.get(m) != files)
+            if stale:
+                work[hour] = _HourWork(wanted, long, state, stale)
+        if not work:
+            return report
 
-    newest = newest_t1_minute(warehouse, settings)
-    newest = max(filter(None, [newest, pd.Timestamp(stale[-1])]))
-    t1_cutoff = newest - pd.Timedelta(hours=settings.t1_retention_hours)
-    t2_cutoff = newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
-    beyond = [m for m in stale if pd.Timestamp(m).floor("h") <= t2_cutoff]
-    stale = [m for m in stale if m not in beyond]
-    report.skipped_beyond_t2 = beyond
-    if not stale:
-        return report
+        newest = newest_t1_minute(warehouse, settings)
+        newest = max(filter(None, [newest, *(pd.Timestamp(w.stale[-1]) for w in work.values())]))
+        t1_cutoff = newest - pd.Timedelta(hours=settings.t1_retention_hours)
+        t2_cutoff = newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
+        for item in work.values():
+            beyond = [m for m in item.stale if pd.Timestamp(m).floor("h") <= t2_cutoff]
+            report.skipped_beyond_t2 += beyond
+            item.stale = [m for m in item.stale if m not in beyond]
+        work = {hour: item for hour, item in work.items() if item.stale}
+        if not work:
+            return report
 
-    frames = []
-    for minute in stale:
-        for item in wanted[minute]:
-            name = item.rsplit(":", 1)[0]
-            frames.append(pd.read_parquet(io.BytesIO(lake.read_bytes(layout.staged_key(hour, name)))))
-            report.files += 1
-    cleaned = pd.concat(frames, ignore_index=True)
-    aggregates = get_engine(settings.engine).minute_aggregates(cleaned, settings.events, settings.dimensions)
+        # pandas: a bounded number of rows in memory at a time (minutes are independent);
+        # Spark: the whole range in one job.
+        budget = None if engine.name == "spark" else CHUNK_ROWS
+        aggregates, report.expected, report.files = _compute_in_chunks(
+            lake, work, rows_of, engine, settings, budget, t1_cutoff)
+        stale_ts = [pd.Timestamp(m) for item in work.values() for m in item.stale]
+        report.in_window = [m for m in stale_ts if m > t1_cutoff]
+        stale_py = [ts.to_pydatetime() for ts in stale_ts]
+        with warehouse.connect() as conn, conn.transaction():
+            for (event, dimension), frame in aggregates.items():
+                rows = frame[frame["minute"] > t1_cutoff]
+                spec = t1_table(event, dimension)
+                report.t1_rows += warehouse.replace_slice(spec, "minute", stale_py, rows, conn)
 
-    stale_ts = [pd.Timestamp(m) for m in stale]
-    report.in_window = [m for m in stale_ts if m > t1_cutoff]
-    report.expected = expected_totals(cleaned[cleaned["minute"].isin(report.in_window)], settings.events)
-    stale_py = [ts.to_pydatetime() for ts in stale_ts]
-    with warehouse.connect() as conn, conn.transaction():
-        for (event, dimension), frame in aggregates.items():
-            rows = frame[frame["minute"] > t1_cutoff]
-            report.t1_rows += warehouse.replace_slice(t1_table(event, dimension), "minute", stale_py, rows, conn)
-
-    kept = long[~long["minute"].isin(stale_ts)]
-    new_long = pd.concat([df for df in (kept, to_long(aggregates)) if len(df)] or [_empty_long()], ignore_index=True)
-    new_state = {m: files for m, files in state.items() if m not in stale}
-    new_state.update({m: wanted[m] for m in stale})
-    write_aggregates(lake, hour, new_long.sort_values(["event", "dimension", "minute", "key"]), new_state)
-    report.minutes = stale
+        computed = to_long(aggregates)
+        computed_hours = computed["minute"].dt.floor("h")
+        for hour, item in work.items():
+            kept = item.long[~item.long["minute"].isin([pd.Timestamp(m) for m in item.stale])]
+            fresh = computed[computed_hours == hour]
+            parts = [df for df in (kept, fresh) if len(df)] or [_empty_long()]
+            new_long = pd.concat(parts, ignore_index=True).sort_values(["event", "dimension", "minute", "key"])
+            new_state = {m: files for m, files in item.state.items() if m not in item.stale}
+            new_state.update({m: item.wanted[m] for m in item.stale})
+            write_aggregates(lake, hour, new_long, new_state)
+            report.minutes += item.stale
     return report
+
+
+CHUNK_ROWS = 500_000  # rows per pandas computation: bounds a backfill's memory, not its result
+
+
+def _read_staged(lake: Lake, key: str) -> pd.DataFrame:
+    table = pq.read_table(io.BytesIO(lake.read_bytes(key)))
+    return table.to_pandas(types_mapper={pa.string(): transform.TEXT, pa.large_string(): transform.TEXT}.get)
+
+
+def _compute_in_chunks(lake: Lake, work: dict, rows_of: dict, engine: Engine, settings: Settings,
+                       budget: int | None, t1_cutoff: pd.Timestamp):
+    """Minute aggregates of every stale minute, computed a chunk of whole minutes at a time.
+
+    Returns the aggregates per (event, dimension), the reconciliation totals of the minutes
+    inside the t1 window, and how many files were read.
+    """
+    chunks, current, size = [], [], 0
+    for hour, item in work.items():
+        for minute in item.stale:
+            names = [entry.rsplit(":", 1)[0] for entry in item.wanted[minute]]
+            rows = sum(rows_of.get((hour, n), 0) for n in names)
+            if current and budget is not None and size + rows > budget:
+                chunks.append(current)
+                current, size = [], 0
+            current += [(hour, n) for n in names]
+            size += rows
+    if current:
+        chunks.append(current)
+
+    parts: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    totals: dict[str, list[float]] = {}
+    files = 0
+    for chunk in chunks:
+        cleaned = pd.concat([_read_staged(lake, layout.staged_key(h, n)) for h, n in chunk], ignore_index=True)
+        files += len(chunk)
+        for key, frame in engine.minute_aggregates(cleaned, settings.events, settings.dimensions).items():
+            parts.setdefault(key, []).append(frame)
+        for event, (count, gmv) in expected_totals(cleaned[cleaned["minute"] > t1_cutoff], settings.events).items():
+            acc = totals.setdefault(event, [0, 0.0])
+            acc[0] += count
+            acc[1] += gmv
+        del cleaned
+    aggregates = {key: pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+                  for key, frames in parts.items()}
+    return aggregates, {event: (int(c), g) for event, (c, g) in totals.items()}, files
 
 
 def expected_totals(cleaned: pd.DataFrame, events) -> dict[str, tuple[int, float]]:
@@ -297,20 +372,26 @@ def clear_pending_if_current(lake: Lake, warehouse: Warehouse, settings: Setting
 # --------------------------------------------------------------------------- t2
 
 
-def rebuild_hour(lake: Lake, warehouse: Warehouse, settings: Settings, hour: pd.Timestamp) -> int:
-    """Replace the hour's t2 rows with the merge of its minute aggregates; returns rows written."""
-    long, _ = read_aggregates(lake, hour)
-    newest = newest_t1_minute(warehouse, settings)
-    in_window = newest is None or hour > newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
-    engine = get_engine(settings.engine)
+def rebuild_hours(lake: Lake, warehouse: Warehouse, settings: Settings, hours: list[pd.Timestamp],
+                  engine: Engine | None = None) -> int:
+    """Replace the hours' t2 rows with the merge of their minute aggregates; returns rows written.
+
+    One merge per table for all the hours (one Spark query per table for a backfill range) and one
+    transaction, under the hours' locks. Hours older than the t2 window get no rows.
+    """
+    engine = engine or engine_for(settings)
     written = 0
-    with warehouse.connect() as conn, conn.transaction():
-        for event, dimension in pairs(settings.events, settings.dimensions):
-            minutes = from_long(long, event, dimension)
-            hourly = engine.merge(transform.to_hour(minutes), event, dimension, "hour")
-            if not in_window:
-                hourly = hourly.iloc[0:0]
-            written += warehouse.replace_slice(t2_table(event, dimension), "hour", [hour.to_pydatetime()], hourly, conn)
+    with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
+        newest = newest_t1_minute(warehouse, settings)
+        cutoff = None if newest is None else newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
+        longs = [read_aggregates(lake, hour)[0] for hour in hours if cutoff is None or hour > cutoff]
+        long = pd.concat([df for df in longs if len(df)] or [_empty_long()], ignore_index=True)
+        hours_py = [hour.to_pydatetime() for hour in hours]
+        with warehouse.connect() as conn, conn.transaction():
+            for event, dimension in pairs(settings.events, settings.dimensions):
+                minutes = from_long(long, event, dimension)
+                hourly = engine.merge(transform.to_hour(minutes), event, dimension, "hour")
+                written += warehouse.replace_slice(t2_table(event, dimension), "hour", hours_py, hourly, conn)
     return written
 
 
@@ -321,7 +402,9 @@ def rebuild_rankings(warehouse: Warehouse, settings: Settings) -> tuple[int, pd.
     """Rank every key of the 60 minutes ending at the newest t1 minute; replace the rank tables.
 
     Read, rank and replace happen under one lock and one transaction, so overlapping runs can
-    only ever leave the rankings of the newest committed t1 state.
+    only ever leave the rankings of the newest committed t1 state. Pandas whatever the engine:
+    an hour of t1 rows is small, and on this live path a Spark session would cost more than the
+    work.
     """
     written = 0
     with warehouse.advisory_lock("events-rankings"), warehouse.connect() as conn, conn.transaction():
@@ -337,7 +420,7 @@ def rebuild_rankings(warehouse: Warehouse, settings: Settings) -> tuple[int, pd.
                                (start.to_pydatetime(),))
             rows = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
             rows["minute"] = start
-            merged = get_engine(settings.engine).merge(rows, event, dimension, "minute").drop(columns=["minute"])
+            merged = transform.merge_partials(rows, event, dimension, "minute").drop(columns=["minute"])
             ranked = transform.rank(merged, event, dimension)
             ranked["window_start"] = start.to_pydatetime()
             ranked["window_end"] = (newest + pd.Timedelta(minutes=1)).to_pydatetime()

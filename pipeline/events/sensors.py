@@ -116,6 +116,20 @@ def active_ingest_hours(instance: dg.DagsterInstance) -> set[str]:
     return hours
 
 
+def unused_run_key(instance: dg.DagsterInstance, run_key: str) -> str:
+    """``run_key``, or its successor when a run with it already succeeded yet its files are listed again.
+
+    An S3 ETag is the content only, so a file landed again unchanged lists exactly like the landing
+    its run already claimed; a used run key is never run again, and the file would stay in
+    landing/. Each success moves the key on, so repeated ticks still agree on one key.
+    """
+    key = run_key
+    while done := instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": key},
+                                                          statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1):
+        key = f"{run_key}:{done[0].run_id[:8]}"
+    return key
+
+
 def _safe_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).lstrip("._-")
     return cleaned[:200] or "unnamed"
@@ -197,7 +211,8 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             context.log.error(f"cannot read landed object {key!r} ({reason}); rename or remove it")
         if plan.waiting:
             context.log.info(f"{len(plan.waiting)} file(s) wait for their hour to become a partition")
-        requests = ingest_requests(plan)
+        requests = [r.with_replaced_attrs(run_key=unused_run_key(context.instance, r.run_key))
+                    for r in ingest_requests(plan)]
         return dg.SensorResult(run_requests=requests, cursor=json.dumps({"after": plan.cursor}))
 
     @dg.sensor(
@@ -216,9 +231,9 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
 
     automation = dg.AutomationConditionSensorDefinition(
         "events_automation",
-        target=dg.AssetSelection.assets("rankings"),
+        target=dg.AssetSelection.assets("rankings", "dashboard"),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.sensor_interval_seconds,
-        description="Refreshes the rankings when t1 changes.",
+        description="Refreshes the rankings when t1 changes, then the dashboard when the rankings change.",
     )
     return [landing_sensor, archive_sensor, automation]

@@ -15,7 +15,13 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     # Values that may hold secrets are passed as EnvVar: the UI shows the variable, not its value.
     pg_url = dg.EnvVar("PIPELINE_PG_URL") if settings.pg_url else None
     endpoint = dg.EnvVar("AWS_ENDPOINT_URL") if os.environ.get("AWS_ENDPOINT_URL") else None
-    return {
+    resources = {
         "warehouse": WarehouseResource(url=pg_url, home=str(settings.home)),
         "lake": LakeResource(url=settings.lake_url, endpoint_url=endpoint),
     }
+    if settings.engine == "spark":
+        # Only then: a pandas deployment never imports pyspark nor looks for Java.
+        from pipeline.resources.spark import spark_resource
+
+        resources["spark"] = spark_resource(settings)
+    return resources

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
-
-from dagster_pyspark import LazyPySparkResource
+from typing import TYPE_CHECKING, Any
 
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from dagster_pyspark import LazyPySparkResource
 
 
 def ensure_java() -> str:
@@ -48,8 +49,10 @@ def spark_config(master: str) -> dict[str, Any]:
     }
 
 
-def spark_resource(settings: Settings) -> LazyPySparkResource:
+def spark_resource(settings: Settings) -> "LazyPySparkResource":
     """The Dagster resource: the session starts on first use in a run, never at import."""
+    from dagster_pyspark import LazyPySparkResource  # keeps local_session() free of Dagster
+
     ensure_java()
     return LazyPySparkResource(spark_config=spark_config(settings.spark_master))
 

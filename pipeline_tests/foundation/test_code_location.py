@@ -27,7 +27,8 @@ def test_every_asset_explains_itself():
     defs = build_definitions(Settings.from_env({"PIPELINE_PARTITIONS_START": "2019-10-01"}))
     specs = list(defs.resolve_all_asset_specs())
     events = {s.key.to_user_string(): s for s in specs if s.group_name == "events"}
-    assert set(events) == {"raw_files", "t1_minute", "t2_hour", "rankings", "archive", "t1_retention", "t2_retention"}
+    assert set(events) == {"raw_files", "t1_minute", "t2_hour", "rankings", "archive", "t1_retention", "t2_retention",
+                           "dashboard"}
     for spec in specs:
         assert spec.description, f"{spec.key} has no description"
         assert spec.owners, f"{spec.key} has no owner"

@@ -1,0 +1,233 @@
+"""PIPELINE_ENGINE=spark gives exactly the tables of the pandas engine: values, dtypes, row order.
+
+Exact means ``==`` on floats too: both engines sum money as int64 units of 1/10,000 and derive
+gmv and avg_price from the exact sums by the same IEEE operations, so there is no tolerance to
+allow. The pandas engine is the reference (its own tests compare it with hand-computed values and
+with the DuckDB oracle); one local Spark session serves the whole module.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+from pipeline_tests.events.platform_fixture import make_platform, sample_files
+from psycopg import sql
+
+from pipeline.events import processing, schema, spark_transform, transform
+from pipeline.events.engine import SparkEngine, get_engine
+from pipeline.events.tables import pairs, rank_table, t1_table, t2_table
+from pipeline.resources.warehouse import with_database
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
+
+EVENTS = ("purchase", "view")
+DIMENSIONS = ("product_id", "brand", "category_l3", "category_id")
+HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+# Views of one (minute, session, product) at the same second: the kept row is decided by price,
+# then by the other columns in order (category_id here), so the brand and category that get the
+# view depend on the tie-break. Views without a session are one session. Prices whose float sums
+# drift (0.1 + 0.2) test the exact money arithmetic.
+TIES = HEADER + "".join(f"2019-10-01 01:05:{row}\n" for row in [
+    "10 UTC,view,7,20,shop.a.zeta,zeta,5.00,1,s1",
+    "10 UTC,view,7,31,shop.b.beta,beta,4.99,2,s1",
+    "10 UTC,view,7,30,shop.b.alpha,alpha,4.99,3,s1",  # cheapest, then lowest category_id: kept
+    "12 UTC,view,7,10,shop.c.early,early,1.00,4,s1",  # later: dropped
+    "20 UTC,view,8,40,,,3.10,5,",
+    "15 UTC,view,8,41,,nosession,3.20,6,",  # earliest of the session-less views of product 8: kept
+    "20 UTC,view,8,42,,,3.30,7,s2",
+    "30 UTC,purchase,9,50,shop.a.zeta,zeta,0.10,8,s3",
+    "31 UTC,purchase,9,50,shop.a.zeta,zeta,0.20,8,s3",
+    "32 UTC,purchase,9,50,shop.a.zeta,zeta,0.70,8,s3",
+    "33 UTC,purchase,7,20,shop.a.zeta,zeta,999999.9999,9,s3",
+])
+TIES_NAME = "2019-10-01-01-05-00-ties.csv"
+
+
+@pytest.fixture(scope="module")
+def spark():
+    from pipeline.resources.spark import local_session
+
+    session = local_session("local[2]")
+    # A conversion that falls back from Arrow to row-by-row Python must fail the test, not hide.
+    session.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
+    yield session
+    session.stop()
+
+
+def _cleaned(files: list[tuple[str, bytes]], via_parquet: bool = True) -> pd.DataFrame:
+    """Accepted rows as t1 reads them: parsed, validated, cleaned and (by default) staged as Parquet."""
+    frames = []
+    for name, data in files:
+        good, _ = transform.validate(transform.read_events(data, name), schema.parse_file_name(name).minute)
+        frame = transform.clean(good)
+        if via_parquet:
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            frame = pd.read_parquet(io.BytesIO(buffer.getvalue()))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _assert_identical(actual: pd.DataFrame, expected: pd.DataFrame, label: str) -> None:
+    assert list(actual.columns) == list(expected.columns), label
+    assert dict(actual.dtypes) == dict(expected.dtypes), label
+    pd.testing.assert_frame_equal(actual, expected, check_exact=True, obj=label)
+
+
+@pytest.fixture(scope="module")
+def rows() -> pd.DataFrame:
+    files = sample_files("2019-10-01 01:00", 8, events_per_minute=400, servers=3, seed=3)
+    return _cleaned(files + [(TIES_NAME, TIES.encode())])
+
+
+def test_minute_aggregates_are_identical_whatever_the_row_order(spark, rows):
+    expected = transform.aggregate_minutes(rows, EVENTS, DIMENSIONS)
+    shuffled = rows.sample(frac=1.0, random_state=7)
+    actual = spark_transform.aggregate_minutes(spark, shuffled, EVENTS, DIMENSIONS)
+    assert set(actual) == set(expected)
+    for pair, frame in expected.items():
+        assert len(frame), pair
+        _assert_identical(actual[pair], frame, f"minute aggregates {pair}")
+
+
+def test_the_dedupe_tie_break_is_the_pandas_one(spark):
+    cleaned = _cleaned([(TIES_NAME, TIES.encode())], via_parquet=False)  # arrow-backed text columns
+    expected = transform.aggregate_minutes(cleaned, EVENTS, ("brand", "product_id"))
+    actual = spark_transform.aggregate_minutes(spark, cleaned, EVENTS, ("brand", "product_id"))
+    for pair, frame in expected.items():
+        _assert_identical(actual[pair], frame, f"ties {pair}")
+    views = actual[("view", "brand")]
+    # alpha wins the three-way tie; the session-less views of product 8 are one view (brand
+    # "nosession", the earliest); the view of product 8 in session s2 falls back to its product id.
+    assert dict(zip(views["brand"], views["view_count"])) == {"alpha": 1, "nosession": 1, "8": 1}
+    assert views["brand"].dtype == transform.TEXT
+    by_product = actual[("view", "product_id")].set_index("product_id")
+    assert by_product["avg_price"].to_dict() == {7: 4.99, 8: 3.25}
+    purchases = actual[("purchase", "product_id")].set_index("product_id")
+    assert purchases.loc[9, "gmv"] == 1.0 and purchases.loc[9, "purchase_count"] == 3  # not 0.1+0.2+0.7
+    assert purchases.loc[7, "gmv"] == 999999.9999
+
+
+def test_merging_partials_is_identical(spark, rows):
+    for (event, dimension), minutes in transform.aggregate_minutes(rows, EVENTS, DIMENSIONS).items():
+        hourly = transform.to_hour(minutes)
+        window = minutes.assign(minute=minutes["minute"].max())  # the rankings' merge
+        for partials, time_col in ((hourly, "hour"), (window, "minute")):
+            _assert_identical(spark_transform.merge_partials(spark, partials, event, dimension, time_col),
+                              transform.merge_partials(partials, event, dimension, time_col),
+                              f"{time_col} merge {event}/{dimension}")
+
+
+def test_partials_with_inexact_averages_merge_identically(spark):
+    rng = np.random.default_rng(11)
+    n = 2000
+    counts = rng.integers(1, 40, n)
+    units = rng.integers(1, 10**9, n) * counts  # cents of many prices: averages are not exact
+    partials = pd.DataFrame({
+        "hour": pd.Timestamp("2019-10-01 05:00", tz="UTC") + pd.to_timedelta(rng.integers(0, 3, n), unit="h"),
+        "product_id": rng.integers(1, 50, n).astype(np.int64),
+        "view_count": counts.astype(np.int64),
+        "avg_price": units / transform.PRICE_SCALE / counts,
+    })
+    _assert_identical(spark_transform.merge_partials(spark, partials, "view", "product_id", "hour"),
+                      transform.merge_partials(partials, "view", "product_id", "hour"), "inexact averages")
+
+
+def test_empty_input_gives_the_empty_frames_of_pandas(spark, rows):
+    empty = rows.iloc[0:0]
+    expected = transform.aggregate_minutes(empty, EVENTS, DIMENSIONS)
+    for pair, frame in spark_transform.aggregate_minutes(spark, empty, EVENTS, DIMENSIONS).items():
+        _assert_identical(frame, expected[pair], f"empty {pair}")
+
+
+def test_the_engine_starts_no_session_for_nothing():
+    def no_session():
+        raise AssertionError("a Spark session was asked for with nothing to compute")
+
+    engine = SparkEngine(no_session)
+    empty = _cleaned([(TIES_NAME, TIES.encode())]).iloc[0:0]
+    assert all(frame.empty for frame in engine.minute_aggregates(empty, EVENTS, DIMENSIONS).values())
+    partials = transform.aggregate_minutes(empty, ("view",), ("brand",))[("view", "brand")]
+    assert engine.merge(partials, "view", "brand", "minute").empty
+    with pytest.raises(ValueError, match="PIPELINE_ENGINE='dask'"):
+        get_engine("dask")
+
+
+# ------------------------------------------------------------------------------ whole platform
+
+
+@pytest.fixture
+def second_pg_url(pg_admin_url):
+    """Another fresh database on the test server (the pattern of conftest's ``pg_url``)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield with_database(pg_admin_url, name)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _batches() -> list[list[tuple[str, bytes]]]:
+    """Live files of two hours, then late files of both hours (one backlog range run), duplicates,
+    the tie file, and a live file of the next hour."""
+    files = sample_files("2019-10-01 00:40", 30, events_per_minute=120, servers=2, seed=5)
+    # Every third minute of server2, up to 01:06: older than the newest t1 minute (01:09) once
+    # the rest has landed, so they are backlog.
+    late = [f for f in files
+            if f[0].endswith("server2.csv") and int(f[0][14:16]) % 3 == 0 and f[0] < "2019-10-01-01-09"]
+    on_time = [f for f in files if f not in late]
+    duplicates = [f for f in on_time if f[0] < "2019-10-01-01-09"][::7]
+    next_hour = sample_files("2019-10-01 02:00", 2, events_per_minute=120, servers=1, seed=6)
+    return [on_time, late + duplicates + [(TIES_NAME, TIES.encode())] + next_hour]
+
+
+def _run(tmp_path, pg_url, monkeypatch, engine: str):
+    # t1 keeps one hour so the backlog reaches minutes outside its window (t2 only).
+    platform = make_platform(tmp_path / engine, pg_url, monkeypatch, PIPELINE_ENGINE=engine,
+                             PIPELINE_SPARK_MASTER="local[2]", PIPELINE_T1_RETENTION_HOURS="1")
+    for batch in _batches():
+        for name, data in batch:
+            platform.land(name, data)
+        summary = platform.process()
+        assert summary.runs and not summary.failed, (engine, summary.runs)
+    tables = {}
+    for event, dimension in pairs(platform.settings.events, platform.settings.dimensions):
+        for spec, keys in ((t1_table(event, dimension), ["minute", dimension]),
+                           (t2_table(event, dimension), ["hour", dimension]),
+                           (rank_table(event, dimension), ["rank"])):
+            tables[spec.qualified] = platform.table(spec).sort_values(keys).reset_index(drop=True)
+    hours = pd.date_range("2019-10-01 00:00", periods=3, freq="h", tz="UTC")
+    for hour in hours:
+        tables[f"aggregates {hour}"] = processing.read_aggregates(platform.lake, hour)[0]
+    return tables
+
+
+def test_the_spark_platform_writes_the_tables_of_the_pandas_platform(
+        spark, tmp_path, pg_url, second_pg_url, monkeypatch):
+    calls = []
+    aggregate = spark_transform.aggregate_minutes
+
+    def spy(session, cleaned, events, dimensions):
+        calls.append(sorted(set(cleaned["minute"].dt.floor("h"))))
+        return aggregate(session, cleaned, events, dimensions)
+
+    monkeypatch.setattr(spark_transform, "aggregate_minutes", spy)
+    # One after the other: the platforms read their database URL from the environment.
+    expected = _run(tmp_path, pg_url, monkeypatch, "pandas")
+    assert not calls
+    actual = _run(tmp_path, second_pg_url, monkeypatch, "spark")
+
+    assert calls, "the spark platform did not compute on Spark"
+    # The late files of hours 00 and 01 were one backlog range run: one Spark computation.
+    assert [pd.Timestamp("2019-10-01 00:00", tz="UTC"), pd.Timestamp("2019-10-01 01:00", tz="UTC")] in calls
+    assert set(actual) == set(expected)
+    for name, frame in expected.items():
+        assert len(frame), f"{name} is empty: the comparison would prove nothing"
+        pd.testing.assert_frame_equal(actual[name], frame, check_exact=True, obj=name)
+    views = expected["events.view_brand_minute"]
+    assert views[views["brand"] == "alpha"]["view_count"].tolist() == [1]  # the tie file went through
