@@ -79,7 +79,7 @@ def build_event_assets(settings: Settings) -> list:
         deps=[raw_files],
         group_name=GROUP,
         owners=OWNERS,
-        kinds={"postgres", "pandas", "parquet"},
+        kinds={"postgres", settings.engine, "parquet"},
         pool="events_ingest",
         check_specs=checks.t1_check_specs(),
         metadata={"dagster/table_name": t1_names[0], **_table_metadata(t1_names)},
@@ -113,7 +113,7 @@ def build_event_assets(settings: Settings) -> list:
         deps=[t1_minute],
         group_name=GROUP,
         owners=OWNERS,
-        kinds={"postgres", "pandas"},
+        kinds={"postgres", settings.engine},
         pool="events_ingest",
         check_specs=checks.t2_check_specs(),
         metadata={"dagster/table_name": t2_names[0], **_table_metadata(t2_names)},
@@ -138,7 +138,7 @@ def build_event_assets(settings: Settings) -> list:
         deps=[t1_minute],
         group_name=GROUP,
         owners=OWNERS,
-        kinds={"postgres", "pandas"},
+        kinds={"postgres", "pandas"},  # rankings merge a small window: always pandas
         automation_condition=rankings_condition(),
         metadata={"dagster/table_name": rank_names[0], **_table_metadata(rank_names)},
     )
