@@ -91,17 +91,19 @@ def build_event_assets(settings: Settings) -> list:
         is one computation. Keeps the minute aggregates in the lake so t2 can be rebuilt after
         t1 rows expire."""
         db.ensure(all_tables(settings.events, settings.dimensions))
-        report = processing.recompute_minutes(store, db, settings, partition_hours(context), engine)
-        beyond = report.skipped_beyond_t2
+        reports = [processing.recompute_minutes(store, db, settings, chunk, engine)
+                   for chunk in processing.hour_chunks(partition_hours(context), engine)]
+        minutes = [m for r in reports for m in r.minutes]
+        beyond = [m for r in reports for m in r.skipped_beyond_t2]
         if beyond:
             context.log.warning(f"{len(beyond)} minute(s) older than the t2 window were archived only: {beyond[:5]}")
-        results = checks.t1_checks(db, settings, [report])
+        results = checks.t1_checks(db, settings, reports)
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": report.t1_rows,
-                "minutes_recomputed": len(report.minutes),
-                "files_read": report.files,
-                "recomputed": dg.MetadataValue.json(report.minutes[:120]),
+                "dagster/row_count": sum(r.t1_rows for r in reports),
+                "minutes_recomputed": len(minutes),
+                "files_read": sum(r.files for r in reports),
+                "recomputed": dg.MetadataValue.json(minutes[:120]),
                 "minutes_beyond_t2_window": len(beyond),
             },
             check_results=results,
@@ -123,7 +125,8 @@ def build_event_assets(settings: Settings) -> list:
         """Hour table: each hour is the merge of its minute aggregates from the lake, so it stays
         right for hours whose t1 rows have already expired; a backfill range is one merge."""
         hours = partition_hours(context)
-        rows = processing.rebuild_hours(store, db, settings, hours, engine)
+        rows = sum(processing.rebuild_hours(store, db, settings, chunk, engine)
+                   for chunk in processing.hour_chunks(hours, engine))
         results = checks.t2_checks(store, db, settings, hours)
         if all(r.passed for r in results):
             for hour in hours:  # raw -> t1 -> t2 complete: the hour is no longer pending

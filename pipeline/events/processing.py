@@ -222,6 +222,15 @@ def engine_for(settings: Settings) -> Engine:
     return get_engine(settings.engine, master=settings.spark_master)
 
 
+def hour_chunks(hours: list[pd.Timestamp], engine: Engine) -> list[list[pd.Timestamp]]:
+    """A long backfill range in pieces: a day for pandas, a week for Spark (one job each).
+
+    Bounds memory and the advisory locks held at once (one per hour) however long the range.
+    """
+    size = 168 if engine.name == "spark" else 24
+    return [hours[i:i + size] for i in range(0, len(hours), size)]
+
+
 @dataclass
 class _HourWork:
     wanted: dict[str, list[str]]  # minute -> its input files, from the manifest
