@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -91,7 +92,8 @@ def live_dagster(lake_dir: Path, logs: Path, **env: str) -> Iterator[LiveDagster
 
     The instance lives under a short /tmp path (unix socket paths are limited to ~100 bytes).
     """
-    home = Path(f"/tmp/cf-ui-{os.getpid()}")
+    # A new folder each time: pgserver remembers the servers this process started by their path.
+    home = Path(tempfile.mkdtemp(prefix="cf-ui-", dir="/tmp"))
     values = {"PIPELINE_HOME": str(home), "PIPELINE_LAKE_URL": str(lake_dir),
               "PIPELINE_PARTITIONS_START": "2019-10-01", "PIPELINE_PARTITIONS_END": "2019-10-03",
               "PIPELINE_SENSOR_INTERVAL_SECONDS": "5", **env}
