@@ -49,6 +49,14 @@ def execute_request(defs: dg.Definitions, instance: dg.DagsterInstance, job_name
     return label, result.success
 
 
+def execute_once(defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str,
+                 request: dg.RunRequest | None, log_level: str) -> tuple[str, bool] | None:
+    """``execute_request`` unless a run with the request's run key already succeeded (then None)."""
+    if request is not None and request.run_key and _already_succeeded(instance, request.run_key):
+        return None
+    return execute_request(defs, instance, job_name, request, {"clickflow/mode": "process"}, log_level)
+
+
 def tick(defs: dg.Definitions, instance: dg.DagsterInstance, sensor_name: str, cursor: str | None):
     sensor = defs.resolve_sensor_def(sensor_name)
     context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources)
@@ -63,25 +71,26 @@ def run_sensor(defs: dg.Definitions, instance: dg.DagsterInstance, sensor_name: 
     requests, _ = tick(defs, instance, sensor_name, None)
     done = []
     for request in requests:
-        if request.run_key and _already_succeeded(instance, request.run_key):
-            continue
         job_name = request.job_name or sensor.job_name
-        label, ok = execute_request(defs, instance, job_name, request, {"clickflow/mode": "process"}, log_level)
-        done.append((job_name, label, ok))
+        outcome = execute_once(defs, instance, job_name, request, log_level)
+        if outcome is not None:
+            done.append((job_name, *outcome))
     return done
 
 
 def process(defs: dg.Definitions, instance: dg.DagsterInstance, *, retention: bool = True,
             on_run: Callable[[str, str, bool], None] | None = None, max_rounds: int = 10_000,
             log_level: str = "INFO") -> ProcessSummary:
+    """Landing sensor and its runs until a tick asks for nothing new, then rankings and dashboard
+    (what the automation sensor does), settled archives and retention."""
     summary = ProcessSummary()
-    mode = {"clickflow/mode": "process"}
 
     def run(job_name: str, request: dg.RunRequest | None) -> bool:
-        if request is not None and request.run_key and _already_succeeded(instance, request.run_key):
+        outcome = execute_once(defs, instance, job_name, request, log_level)
+        if outcome is None:
             summary.skipped_run_keys += 1
             return False
-        label, ok = execute_request(defs, instance, job_name, request, mode, log_level)
+        label, ok = outcome
         summary.runs.append((job_name, label, ok))
         if on_run:
             on_run(job_name, label, ok)

@@ -4,7 +4,6 @@ Thin wrappers: the work is in :mod:`pipeline.events.processing`; these declare p
 dependencies, checks, automation and metadata, and take their resources by injection.
 """
 
-
 import dagster as dg
 import pandas as pd
 

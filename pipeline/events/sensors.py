@@ -5,7 +5,6 @@ derived from the partition and the exact file set (key + ETag), so a repeated ti
 file or a second sensor process never starts the same work twice.
 """
 
-
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from pipeline.events.partitions import archive_partitions, hourly_partitions
 from pipeline.resources.lake import Lake, LakeKeyError, LakeObject, LakeResource, validate_key
 from pipeline.resources.warehouse import WarehouseResource
 from pipeline.settings import Settings
-
 
 PENDING_GRACE = pd.Timedelta(minutes=15)
 
