@@ -15,25 +15,14 @@ from pipeline.insights.partitions import Month
 from pipeline.resources.lake import LakeResource
 from pipeline.resources.warehouse import WarehouseResource
 from pipeline.settings import Settings
+from pipeline_tests.insights.samples import SMALL_CSV
 
 pytestmark = pytest.mark.integration
 
 FEB = Month(2024, 2)
 MAR = Month(2024, 3)
 # The February dump of test_insights_transform, counted by hand there: 8 good rows, 3 bad.
-FEB_CSV = """timestamp,email,country,tags,plan
-2024-02-01 09:00:00,jane@mail.acme.co.uk,France,promo|vip,pro
-2024-02-01T10:00:00Z,Jane@Acme.co.uk ,France,promo,pro
-2024-02-01T23:30:00-01:00,bob@globex.com,FR,vip| promo ,free
-2024-02-02 08:00:00,ann@gmail.com,NA,,free
-2024-02-02 09:00:00,,Germany,mobile,free
-2024-02-02 10:00:00,bob@globex.com,France,mobile|mobile,free
-2024-02-03 11:00:00,carol@,Germany,,free
-2024-02-03 12:00:00,bob@globex.com,,promo,free
-not a date,zed@globex.com,France,promo,free
-2024-03-01 00:00:00,zed@globex.com,France,promo,free
-,zed@globex.com,France,,free
-"""
+FEB_CSV = SMALL_CSV
 MAR_CSV = """timestamp,email,country,tags
 2024-03-05 10:00:00,ann@gmail.com,NA,vip
 2024-03-05 11:00:00,ann@gmail.com,NA,vip|mobile
