@@ -9,19 +9,15 @@ with the DuckDB oracle); one local Spark session serves the whole module.
 from __future__ import annotations
 
 import io
-import uuid
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pytest
 from pipeline_tests.events.platform_fixture import make_platform, sample_files
-from psycopg import sql
 
 from pipeline.events import processing, schema, spark_transform, transform
 from pipeline.events.engine import SparkEngine, get_engine
 from pipeline.events.tables import pairs, rank_table, t1_table, t2_table
-from pipeline.resources.warehouse import with_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -162,14 +158,8 @@ def test_the_engine_starts_no_session_for_nothing():
 
 
 @pytest.fixture
-def second_pg_url(pg_admin_url):
-    """Another fresh database on the test server (the pattern of conftest's ``pg_url``)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield with_database(pg_admin_url, name)
-    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def second_pg_url(new_database) -> str:
+    return new_database()
 
 
 def _batches() -> list[list[tuple[str, bytes]]]:
