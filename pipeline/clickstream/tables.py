@@ -51,11 +51,8 @@ def replace_days(
 ) -> int:
     """Replace the (grouping, day) slices of ``days`` with ``report``'s rows, in one transaction."""
     warehouse.ensure([spec])
-    delete = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s) AND {} = ANY(%s)").format(
-        spec.table, spec.column("grouping"), spec.column("date")
-    )
     with warehouse.connect() as conn, conn.transaction():
-        conn.execute(delete, (list(groupings), list(days)))
+        warehouse.delete_where(conn, spec, {"grouping": groupings, "date": days})
         return warehouse.copy_frame(conn, spec, to_rows(report))
 
 

@@ -88,13 +88,9 @@ ALL_TIME_LOCK = "insights:all-time"
 
 def replace_month(conn: psycopg.Connection, spec: TableSpec, year: int, month: int,
                   frame: pd.DataFrame) -> int:
-    """Delete the month's rows and COPY ``frame`` in, inside the caller's transaction.
-
-    (``Warehouse.replace_slice`` deletes on one column; a month here is two: ``_year``, ``_month``.)
-    """
-    delete = sql.SQL("DELETE FROM {} WHERE {} = %s AND {} = %s").format(
-        spec.table, spec.column("_year"), spec.column("_month"))
-    conn.execute(delete, (year, month))
+    """Delete the month's rows (a month is two columns: ``_year``, ``_month``) and COPY ``frame``
+    in, inside the caller's transaction."""
+    Warehouse.delete_where(conn, spec, {"_year": [year], "_month": [month]})
     return Warehouse.copy_frame(conn, spec, frame)
 
 

@@ -14,7 +14,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
@@ -231,6 +231,15 @@ class Warehouse:
             copy.write(buffer.getvalue())
         return len(frame)
 
+    @staticmethod
+    def delete_where(conn: psycopg.Connection, spec: TableSpec, where: Mapping[str, Sequence[Any]]) -> int:
+        """Delete the rows whose every ``column`` is in its ``values``: a slice keyed on one or more
+        columns (a minute; a year and a month; a grouping and a day). Returns rows deleted."""
+        condition = sql.SQL(" AND ").join(sql.SQL("{} = ANY(%s)").format(spec.column(c)) for c in where)
+        cur = conn.execute(sql.SQL("DELETE FROM {} WHERE {}").format(spec.table, condition),
+                           [list(values) for values in where.values()])
+        return cur.rowcount
+
     def replace_slice(
         self, spec: TableSpec, column: str, values: Sequence[Any], frame: pd.DataFrame,
         conn: psycopg.Connection | None = None,
@@ -239,8 +248,7 @@ class Warehouse:
         if conn is None:
             with self.connect() as own, own.transaction():
                 return self.replace_slice(spec, column, values, frame, own)
-        delete = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s)").format(spec.table, spec.column(column))
-        conn.execute(delete, (list(values),))
+        self.delete_where(conn, spec, {column: values})
         return self.copy_frame(conn, spec, frame)
 
     def replace_all(self, spec: TableSpec, frame: pd.DataFrame, conn: psycopg.Connection | None = None) -> int:
