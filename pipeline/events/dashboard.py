@@ -9,8 +9,11 @@ opens from a file or a bucket on a machine without internet access: nothing is f
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import altair as alt
 import jinja2
@@ -277,11 +280,30 @@ def chart_specs(data: DashboardData) -> list[tuple[str, str, dict | None]]:
 
 @functools.cache
 def vega_bundle() -> str:
-    """vega + vega-lite + vega-embed, one script, from the vl-convert-python wheel (~0.9 MB, ~3 s once)."""
+    """vega + vega-lite + vega-embed, one script, from the vl-convert-python wheel (~0.9 MB).
+
+    Building it takes 1-3 s and depends only on installed versions, so it is built once per
+    machine and kept in the user's cache folder (``$XDG_CACHE_HOME/clickflow``, else
+    ``~/.cache/clickflow``); a cache that cannot be written is simply not used.
+    """
+    version = "v" + ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])  # the Vega-Lite altair writes
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "clickflow"
+    cached = cache_root / f"vega-bundle-{importlib.metadata.version('vl-convert-python')}-{version}.js"
+    try:
+        return cached.read_text(encoding="utf-8")
+    except OSError:
+        pass
     import vl_convert
 
-    version = "v" + ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])  # the Vega-Lite altair writes
-    return vl_convert.javascript_bundle(vl_version=version)
+    bundle = vl_convert.javascript_bundle(vl_version=version)
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
+        partial.write_text(bundle, encoding="utf-8")
+        os.replace(partial, cached)  # whole or absent, even with parallel builders
+    except OSError:
+        pass
+    return bundle
 
 
 def _script_json(value) -> str:

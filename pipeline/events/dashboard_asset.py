@@ -97,7 +97,8 @@ def _page_links(lake: Lake) -> dict:
 
 
 def cached_vega_bundle(lake: Lake) -> str:
-    """The vega bundle, built once (about 3 s) and then read from the lake by every later run."""
+    """The vega bundle from the lake (shared by every worker), else built (or read from this
+    machine's cache, see :func:`dashboard.vega_bundle`) and kept in the lake."""
     key = f"cache/vega-bundle-{dashboard.alt.SCHEMA_VERSION}.js"
     if lake.exists(key):
         return lake.read_text(key)

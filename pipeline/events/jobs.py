@@ -9,7 +9,7 @@ from pipeline.settings import Settings
 
 INGEST_JOB = "events_ingest"
 ARCHIVE_JOB = "events_archive"
-RANKINGS_JOB = "events_rankings"
+REFRESH_JOB = "events_refresh"
 DASHBOARD_JOB = "events_dashboard"
 RETENTION_JOB = "events_retention"
 HOUR_TAG = "clickflow/hour"  # one run per value at a time (dagster.yaml tag concurrency limit)
@@ -31,8 +31,8 @@ def build_jobs(settings: Settings) -> list[dg.UnresolvedAssetJobDefinition]:
             tags={"dagster/priority": str(PRIORITY_ARCHIVE), "clickflow/lane": "housekeeping"},
             description="Archive a settled block and delete its verified raw files.",
         ),
-        dg.define_asset_job(RANKINGS_JOB, selection=dg.AssetSelection.assets("rankings"),
-                            description="Re-rank the last 60 minutes."),
+        dg.define_asset_job(REFRESH_JOB, selection=dg.AssetSelection.assets("rankings", "dashboard"),
+                            description="Re-rank the last 60 minutes and rebuild the dashboard from them."),
         dg.define_asset_job(DASHBOARD_JOB, selection=dg.AssetSelection.assets("dashboard"),
                             description="Rebuild the HTML dashboard in the lake (dashboard/index.html)."),
         dg.define_asset_job(

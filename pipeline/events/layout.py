@@ -2,7 +2,7 @@
 
     landing/<file>                     files as they arrive (the sensor watches this prefix)
     raw/<hour>/<file>                  claimed files, deleted only once archived and verified
-    staged/<hour>/<file>.parquet       the file's accepted rows, typed and cleaned (read by t1)
+    staged/<hour>/<file>.arrow         the file's accepted rows, typed and cleaned (read by t1)
     manifests/<hour>.json              what was claimed for the hour: sizes, checksums, rows, verdicts
     aggregates/<hour>.parquet          the hour's minute aggregates (t2 is rebuilt from these)
     pending/<hour>                     claimed files not yet through t1 and t2 (a killed run leaves it)
@@ -41,7 +41,9 @@ def raw_key(hour: pd.Timestamp, name: str) -> str:
 
 
 def staged_key(hour: pd.Timestamp, name: str) -> str:
-    return f"staged/{slug(hour)}/{name}.parquet"
+    """Arrow IPC (zstd): written once and read whole by t1 (a minute at a time), where it is 2-3x
+    faster than Parquet on 10,000-row files; Parquet stays the format of what is kept."""
+    return f"staged/{slug(hour)}/{name}.arrow"
 
 
 def manifest_key(hour: pd.Timestamp) -> str:
@@ -82,6 +84,10 @@ class FileEntry:
     reason: str = ""
     claimed_at: str = ""
     quarantine_key: str = ""
+    staged_key: str = ""  # where its accepted rows are; "" in manifests older than the field
+
+    def staged(self, hour: pd.Timestamp) -> str:
+        return self.staged_key or f"staged/{slug(hour)}/{self.name}.parquet"  # the earlier format
 
 
 @dataclass

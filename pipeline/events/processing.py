@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import psycopg
 from psycopg import sql
@@ -65,14 +66,12 @@ def _stage(lake: Lake, hour: pd.Timestamp, fname: schema.FileName, data: bytes, 
     """Parse, validate and clean one file; keep its good rows as Parquet and its bad rows aside."""
     entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
                       sha256=sha, status="accepted", claimed_at=_now())
-    raw = transform.read_events(data, fname.name)  # raises BadFile
-    good, rejected = transform.validate(raw, fname.minute)
-    entry.rows, entry.rejected_rows = len(raw), len(rejected)
-    cleaned = transform.clean(good)
-    buffer = io.BytesIO()
-    cleaned.to_parquet(buffer, index=False, compression="zstd")
-    lake.write_bytes(layout.staged_key(hour, fname.name), buffer.getvalue())
-    if len(rejected):
+    cleaned, rejected_table, entry.rows = transform.stage(data, fname.name, fname.minute)  # raises BadFile
+    entry.rejected_rows = rejected_table.num_rows
+    entry.staged_key = layout.staged_key(hour, fname.name)
+    lake.write_bytes(entry.staged_key, staged_bytes(cleaned))
+    if entry.rejected_rows:
+        rejected = rejected_table.to_pandas()
         reasons = rejected["reason"].value_counts().to_dict()
         layout.quarantine(lake, fname.name + ".rejected.csv", rejected.to_csv(index=False).encode(),
                           f"{len(rejected)} row(s) rejected", reasons=reasons)
@@ -253,10 +252,10 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
     engine = engine or engine_for(settings)
     report = MinuteReport()
     with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
-        work, rows_of = {}, {}
+        work, entries = {}, {}
         for hour in hours:
             manifest = Manifest.load(lake, hour)
-            rows_of.update({(hour, e.name): e.rows for e in manifest.accepted()})
+            entries.update({(hour, e.name): e for e in manifest.accepted()})
             wanted = manifest.accepted_by_minute()
             long, state = read_aggregates(lake, hour)
             stale = sorted(m for m, files in wanted.items() if state.get(m) != files)
@@ -281,7 +280,7 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
         # Spark: the whole range in one job.
         budget = None if engine.name == "spark" else CHUNK_ROWS
         aggregates, report.expected, report.files = _compute_in_chunks(
-            lake, work, rows_of, engine, settings, budget, t1_cutoff)
+            lake, work, entries, engine, settings, budget, t1_cutoff)
         stale_ts = [pd.Timestamp(m) for item in work.values() for m in item.stale]
         report.in_window = [m for m in stale_ts if m > t1_cutoff]
         stale_py = [ts.to_pydatetime() for ts in stale_ts]
@@ -308,12 +307,24 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
 CHUNK_ROWS = 500_000  # rows per pandas computation: bounds a backfill's memory, not its result
 
 
-def _read_staged(lake: Lake, key: str) -> pd.DataFrame:
-    table = pq.read_table(io.BytesIO(lake.read_bytes(key)))
+def staged_bytes(cleaned: pa.Table) -> bytes:
+    """A file's cleaned rows as staged in the lake (``layout.staged_key``)."""
+    buffer = io.BytesIO()
+    feather.write_feather(cleaned, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def staged_frame(data: bytes, parquet: bool = False) -> pd.DataFrame:
+    """Staged rows as t1 computes from them; ``parquet`` for files staged before Arrow IPC."""
+    table = (pq.read_table if parquet else feather.read_table)(io.BytesIO(data))
     return table.to_pandas(types_mapper={pa.string(): transform.TEXT, pa.large_string(): transform.TEXT}.get)
 
 
-def _compute_in_chunks(lake: Lake, work: dict, rows_of: dict, engine: Engine, settings: Settings,
+def _read_staged(lake: Lake, key: str) -> pd.DataFrame:
+    return staged_frame(lake.read_bytes(key), parquet=key.endswith(".parquet"))
+
+
+def _compute_in_chunks(lake: Lake, work: dict, entries: dict, engine: Engine, settings: Settings,
                        budget: int | None, t1_cutoff: pd.Timestamp):
     """Minute aggregates of every stale minute, computed a chunk of whole minutes at a time.
 
@@ -324,7 +335,7 @@ def _compute_in_chunks(lake: Lake, work: dict, rows_of: dict, engine: Engine, se
     for hour, item in work.items():
         for minute in item.stale:
             names = [entry.rsplit(":", 1)[0] for entry in item.wanted[minute]]
-            rows = sum(rows_of.get((hour, n), 0) for n in names)
+            rows = sum(entries[hour, n].rows for n in names)
             if current and budget is not None and size + rows > budget:
                 chunks.append(current)
                 current, size = [], 0
@@ -337,7 +348,7 @@ def _compute_in_chunks(lake: Lake, work: dict, rows_of: dict, engine: Engine, se
     totals: dict[str, list[float]] = {}
     files = 0
     for chunk in chunks:
-        cleaned = pd.concat([_read_staged(lake, layout.staged_key(h, n)) for h, n in chunk], ignore_index=True)
+        cleaned = pd.concat([_read_staged(lake, entries[h, n].staged(h)) for h, n in chunk], ignore_index=True)
         files += len(chunk)
         for key, frame in engine.minute_aggregates(cleaned, settings.events, settings.dimensions).items():
             parts.setdefault(key, []).append(frame)
@@ -425,9 +436,9 @@ def rebuild_rankings(warehouse: Warehouse, settings: Settings) -> tuple[int, pd.
                 continue
             start = newest - pd.Timedelta(minutes=59)
             source = t1_table(event, dimension)
-            cur = conn.execute(sql.SQL("SELECT * FROM {} WHERE minute >= %s").format(source.table),
-                               (start.to_pydatetime(),))
-            rows = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+            query = sql.SQL("SELECT {} FROM {} WHERE minute >= %s").format(
+                sql.SQL(", ").join(map(source.column, source.column_names)), source.table)
+            rows = warehouse.copy_out(conn, query, source.columns, (start.to_pydatetime(),))
             rows["minute"] = start
             merged = transform.merge_partials(rows, event, dimension, "minute").drop(columns=["minute"])
             ranked = transform.rank(merged, event, dimension)

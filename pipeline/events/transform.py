@@ -60,6 +60,7 @@ _EVENT_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}( UTC|Z
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _INT64_MAX = "9223372036854775807"
 _NS_PER_MINUTE = 60 * 1_000_000_000
+_UTC_NS = pa.timestamp("ns", tz="UTC")
 # Seconds since the epoch that datetime64[ns] can hold.
 _MIN_SECONDS = pd.Timestamp.min.value // 1_000_000_000 + 1
 _MAX_SECONDS = pd.Timestamp.max.value // 1_000_000_000 - 1
@@ -73,6 +74,11 @@ class BadFile(ValueError):
 
 
 def read_events(data: bytes, name: str) -> pd.DataFrame:
+    """``read_table`` as a DataFrame of TEXT columns."""
+    return read_table(data, name).to_pandas(types_mapper=_text_mapper)
+
+
+def read_table(data: bytes, name: str) -> pa.Table:
     """Parse one landed file into raw text columns (``COLUMNS`` order) plus ``_line``.
 
     ``_line`` is the 1-based line number in the (decompressed) file, the header being line 1, so a
@@ -110,9 +116,7 @@ def read_events(data: bytes, name: str) -> pd.DataFrame:
             f"found {table.num_rows} rows on {len(lines)} lines: a quoted value contains a line break, "
             "or lines end in a bare carriage return; every event must be on one line"
         )
-    frame = table.select(list(COLUMNS)).to_pandas(types_mapper=_text_mapper)
-    frame["_line"] = lines.astype(np.int64)
-    return frame
+    return table.select(list(COLUMNS)).append_column("_line", pa.array(lines.astype(np.int64)))
 
 
 def _gunzip(data: bytes) -> bytes:
@@ -216,6 +220,14 @@ def _text_mapper(dtype: pa.DataType):
 def validate(
     raw: pd.DataFrame, minute: pd.Timestamp, event_types: Sequence[str] = EVENT_TYPES,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``validate_table`` on DataFrames (typed good rows, rejected rows with their reason)."""
+    good, rejected = validate_table(pa.Table.from_pandas(raw, preserve_index=False), minute, event_types)
+    return _frame(good), _frame(rejected)
+
+
+def validate_table(
+    raw: pa.Table, minute: pd.Timestamp, event_types: Sequence[str] = EVENT_TYPES,
+) -> tuple[pa.Table, pa.Table]:
     """Split raw rows into typed good rows and rejected rows, each rejection with one reason.
 
     A row is checked column by column in ``REASONS`` order and gets the first reason that applies;
@@ -223,38 +235,40 @@ def validate(
     is reported instead of being counted in the wrong minute.
     """
     minute = as_utc(minute).floor("min")
-    seconds, time_ok = _parse_event_time(_arrow_text(raw["event_time"]))
-    event_type = _arrow_text(raw["event_type"])
-    type_ok = pc.is_in(event_type, value_set=pa.array(list(event_types), event_type.type))
-    product_id, product_ok = _parse_id(_arrow_text(raw["product_id"]))
-    category_id, category_ok = _parse_id(_arrow_text(raw["category_id"]))
-    price, price_ok = _parse_price(_arrow_text(raw["price"]))
-    user_id, user_ok = _parse_id(_arrow_text(raw["user_id"]))
+    text = {name: _as_text(raw.column(name)) for name in COLUMNS}
+    seconds, time_ok = _parse_event_time(text["event_time"])
+    type_ok = pc.is_in(text["event_type"], value_set=pa.array(list(event_types), text["event_type"].type))
+    product_id, product_ok = _parse_id(text["product_id"])
+    category_id, category_ok = _parse_id(text["category_id"])
+    price, price_ok = _parse_price(text["price"])
+    user_id, user_ok = _parse_id(text["user_id"])
     nanos = seconds * 1_000_000_000
     in_minute = nanos - nanos % _NS_PER_MINUTE == minute.value
 
     checks = (time_ok, _numpy_bool(type_ok), product_ok, category_ok, price_ok, user_ok, in_minute)
-    failed = np.zeros(len(raw), dtype=np.int8)  # 0 = good, else 1 + index in REASONS
+    failed = np.zeros(raw.num_rows, dtype=np.int8)  # 0 = good, else 1 + index in REASONS
     for index in range(len(checks) - 1, -1, -1):
         failed[~checks[index]] = index + 1
 
     good_at = failed == 0
     take = pa.array(good_at)
-    good = pd.DataFrame({
-        "event_time": _utc_series(nanos[good_at]),
-        "event_type": _text_series(event_type.filter(take)),
-        "product_id": product_id[good_at],
-        "category_id": category_id[good_at],
-        "category_code": _text_series(_arrow_text(raw["category_code"]).filter(take)),
-        "brand": _text_series(_arrow_text(raw["brand"]).filter(take)),
-        "price": price[good_at],
-        "user_id": user_id[good_at],
-        "user_session": _text_series(_arrow_text(raw["user_session"]).filter(take)),
-        "minute": _utc_series(nanos[good_at] - nanos[good_at] % _NS_PER_MINUTE),
+    good_nanos = nanos[good_at]
+    good = pa.table({
+        "event_time": pa.array(good_nanos, _UTC_NS),
+        "event_type": text["event_type"].filter(take),
+        "product_id": pa.array(product_id[good_at]),
+        "category_id": pa.array(category_id[good_at]),
+        "category_code": text["category_code"].filter(take),
+        "brand": text["brand"].filter(take),
+        "price": pa.array(price[good_at]),
+        "user_id": pa.array(user_id[good_at]),
+        "user_session": text["user_session"].filter(take),
+        "minute": pa.array(good_nanos - good_nanos % _NS_PER_MINUTE, _UTC_NS),
     })
     bad_at = ~good_at
-    rejected = raw.loc[bad_at].reset_index(drop=True)
-    rejected["reason"] = pd.array(np.array(REASONS, dtype=object)[failed[bad_at] - 1], dtype=TEXT)
+    rejected = raw.filter(pa.array(bad_at))
+    reasons = np.array(REASONS, dtype=object)[failed[bad_at] - 1]
+    rejected = rejected.append_column("reason", pa.array(reasons, pa.string()))
     return good, rejected
 
 
@@ -304,46 +318,54 @@ def _numpy_bool(mask: pa.Array) -> np.ndarray:
     return mask.fill_null(False).to_numpy(zero_copy_only=False)
 
 
-def _arrow_text(series: pd.Series) -> pa.ChunkedArray:
-    """The column as Arrow text (zero-copy for TEXT columns)."""
-    if series.dtype != TEXT:
-        series = series.astype(TEXT)
-    return pa.chunked_array(pa.array(series.array))
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as Arrow text: a DataFrame made by hand may hold all-missing or object columns."""
+    return column if column.type == pa.string() else column.cast(pa.string())
 
 
-def _text_series(array: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
-    return pd.Series(TEXT.__from_arrow__(array), index=index)
-
-
-def _utc_series(nanos: np.ndarray) -> pd.Series:
-    return pd.Series(nanos.view("datetime64[ns]")).dt.tz_localize("UTC")
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """A table as a DataFrame with TEXT columns (zero-copy for the text)."""
+    return table.to_pandas(types_mapper=_text_mapper)
 
 
 # -------------------------------------------------------------------------------------- cleaning
 
 
 def clean(good: pd.DataFrame) -> pd.DataFrame:
+    """``clean_table`` on DataFrames."""
+    return _frame(clean_table(pa.Table.from_pandas(good, preserve_index=False)))
+
+
+def clean_table(good: pa.Table) -> pa.Table:
     """Fill missing brand / category_code from the ids and split the category into three levels.
 
     A missing (or empty) level repeats the one before it (``electronics.smartphone`` ->
     electronics, smartphone, smartphone; ``a..c`` -> a, a, c); a code with more than three levels
     keeps its first three. Codes are split once per distinct value, then spread to the rows.
     """
-    columns = {name: good[name] for name in good.columns}
-    columns["brand"] = _text_series(_fill(_arrow_text(good["brand"]), good["product_id"]), good.index)
-    code = _fill(_arrow_text(good["category_code"]), good["category_id"])
-    columns["category_code"] = _text_series(code, good.index)
+    table = good.set_column(good.schema.get_field_index("brand"), "brand",
+                            _fill(_as_text(good.column("brand")), good.column("product_id")))
+    code = _fill(_as_text(good.column("category_code")), good.column("category_id"))
+    table = table.set_column(table.schema.get_field_index("category_code"), "category_code", code)
     encoded = pc.dictionary_encode(code.combine_chunks())
     for level, values in enumerate(_levels(encoded.dictionary), start=1):
-        columns[f"category_l{level}"] = _text_series(values.take(encoded.indices), good.index)
-    return pd.DataFrame(columns)
+        table = table.append_column(f"category_l{level}", values.take(encoded.indices))
+    return table
 
 
-def _fill(text: pa.ChunkedArray, ids: pd.Series) -> pa.ChunkedArray:
+def stage(data: bytes, name: str, minute: pd.Timestamp) -> tuple[pa.Table, pa.Table, int]:
+    """One landed file -> (cleaned rows, rejected rows with their reason, rows read); Arrow end
+    to end, so a file is never turned into Python objects or a DataFrame. Raises ``BadFile``."""
+    raw = read_table(data, name)
+    good, rejected = validate_table(raw, minute)
+    return clean_table(good), rejected, raw.num_rows
+
+
+def _fill(text: pa.ChunkedArray, ids: pa.ChunkedArray) -> pa.ChunkedArray:
     """Missing text replaced by the id written as text."""
     if text.null_count == 0:
         return text
-    return pc.coalesce(text, pc.cast(pa.array(ids.to_numpy(np.int64)), text.type))
+    return pc.coalesce(text, pc.cast(ids, text.type))
 
 
 def _levels(codes: pa.Array) -> list[pa.Array]:

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from dagster import ConfigurableResource
 from psycopg import sql
 from pydantic import PrivateAttr
@@ -222,13 +224,12 @@ class Warehouse:
         missing = [c.name for c in spec.columns if not c.nullable and c.name not in frame.columns]
         if missing:
             raise ValueError(f"{spec.qualified}: frame lacks required columns {missing}")
-        buffer = io.StringIO()
-        frame[columns].to_csv(buffer, index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S%z")
-        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL '\\N')").format(
-            spec.table, sql.SQL(", ").join(map(sql.Identifier, columns))
+        payload, null = _csv_payload(frame[columns])
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, NULL {})").format(
+            spec.table, sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Literal(null)
         )
         with conn.cursor() as cur, cur.copy(statement) as copy:
-            copy.write(buffer.getvalue())
+            copy.write(payload)
         return len(frame)
 
     @staticmethod
@@ -264,6 +265,28 @@ class Warehouse:
             columns = [d.name for d in cur.description] if cur.description else []
             return pd.DataFrame(cur.fetchall(), columns=columns)
 
+    @staticmethod
+    def copy_out(conn: psycopg.Connection, query: sql.Composable, columns: Sequence[Column],
+                 params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """The rows of ``query`` (which selects ``columns``, in order) through ``COPY ... TO STDOUT``
+        parsed by Arrow: a large read without one Python object per cell."""
+        buffer = io.BytesIO()
+        statement = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(query)
+        with conn.cursor() as cur, cur.copy(statement, params) as copy:
+            for block in copy:
+                buffer.write(block)
+        names = [c.name for c in columns]
+        table = pacsv.read_csv(
+            io.BytesIO(buffer.getvalue()),
+            read_options=pacsv.ReadOptions(column_names=names),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c.name: _ARROW_TYPES[c.type] for c in columns if c.type in _ARROW_TYPES},
+                strings_can_be_null=True, quoted_strings_can_be_null=False,
+            ),
+        ) if buffer.tell() else pa.table({n: pa.array([], _ARROW_TYPES.get(c.type, pa.string()))
+                                           for n, c in zip(names, columns)})
+        return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow", na_value=float("nan"))}.get)
+
     def scalar(self, query: sql.Composable, params: Sequence[Any] | None = None) -> Any:
         with self.connect() as conn:
             row = conn.execute(query, params).fetchone()
@@ -271,6 +294,31 @@ class Warehouse:
 
     def row_count(self, spec: TableSpec) -> int:
         return int(self.scalar(sql.SQL("SELECT count(*) FROM {}").format(spec.table)))
+
+
+# How copy_out types a column (other types are read as text).
+_ARROW_TYPES = {
+    "bigint": pa.int64(), "integer": pa.int64(), "double precision": pa.float64(), "text": pa.string(),
+    "timestamptz": pa.timestamp("us", tz="UTC"), "timestamp": pa.timestamp("us"), "date": pa.date32(),
+    "boolean": pa.bool_(),
+}
+
+
+def _csv_payload(frame: pd.DataFrame) -> tuple[bytes, str]:
+    """The rows as CSV for COPY, and the text that stands for NULL in it.
+
+    Arrow's C++ writer is several times faster than ``DataFrame.to_csv``: it writes NULL as an
+    unquoted empty field and an empty string as ``""``, which is how PostgreSQL's CSV reads them.
+    Types it cannot write (JSON objects in an object column) take pandas' writer.
+    """
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        return buffer.getvalue(), ""
+    except (pa.ArrowException, TypeError, ValueError):
+        text = frame.to_csv(index=False, header=False, na_rep="\\N", date_format="%Y-%m-%d %H:%M:%S%z")
+        return text.encode(), "\\N"
 
 
 class WarehouseResource(ConfigurableResource):

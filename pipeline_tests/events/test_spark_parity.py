@@ -8,7 +8,6 @@ with the DuckDB oracle); one local Spark session serves the whole module.
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pandas as pd
@@ -55,16 +54,17 @@ def spark():
     session.stop()
 
 
-def _cleaned(files: list[tuple[str, bytes]], via_parquet: bool = True) -> pd.DataFrame:
-    """Accepted rows as t1 reads them: parsed, validated, cleaned and (by default) staged as Parquet."""
+def _cleaned(files: list[tuple[str, bytes]], via_lake: bool = True) -> pd.DataFrame:
+    """Accepted rows as t1 reads them: parsed, validated, cleaned and (by default) staged and read
+    back as in the lake."""
     frames = []
     for name, data in files:
-        good, _ = transform.validate(transform.read_events(data, name), schema.parse_file_name(name).minute)
-        frame = transform.clean(good)
-        if via_parquet:
-            buffer = io.BytesIO()
-            frame.to_parquet(buffer, index=False)
-            frame = pd.read_parquet(io.BytesIO(buffer.getvalue()))
+        if via_lake:
+            cleaned, _, _ = transform.stage(data, name, schema.parse_file_name(name).minute)
+            frame = processing.staged_frame(processing.staged_bytes(cleaned))
+        else:
+            good, _ = transform.validate(transform.read_events(data, name), schema.parse_file_name(name).minute)
+            frame = transform.clean(good)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
@@ -92,7 +92,7 @@ def test_minute_aggregates_are_identical_whatever_the_row_order(spark, rows):
 
 
 def test_the_dedupe_tie_break_is_the_pandas_one(spark):
-    cleaned = _cleaned([(TIES_NAME, TIES.encode())], via_parquet=False)  # arrow-backed text columns
+    cleaned = _cleaned([(TIES_NAME, TIES.encode())], via_lake=False)  # arrow-backed text columns
     expected = transform.aggregate_minutes(cleaned, EVENTS, ("brand", "product_id"))
     actual = spark_transform.aggregate_minutes(spark, cleaned, EVENTS, ("brand", "product_id"))
     for pair, frame in expected.items():
