@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from pipeline.events import transform
@@ -21,9 +22,12 @@ if TYPE_CHECKING:
 class Engine(Protocol):
     name: str
 
-    def minute_aggregates(self, cleaned: pd.DataFrame, events: Sequence[str],
-                          dimensions: Sequence[str]) -> dict[tuple[str, str], pd.DataFrame]:
-        """Accepted, cleaned rows of some minutes -> per (event, dimension) minute aggregates."""
+    def minute_aggregates(self, cleaned: pd.DataFrame, events: Sequence[str], dimensions: Sequence[str],
+                          kept: np.ndarray | None = None) -> dict[tuple[str, str], pd.DataFrame]:
+        """Accepted, cleaned rows of some minutes -> per (event, dimension) minute aggregates.
+
+        ``kept``: ``transform.kept_by_dedupe(cleaned)`` if the caller has it (an engine may use
+        it or dedupe itself)."""
 
     def merge(self, partials: pd.DataFrame, event: str, dimension: str, time_col: str) -> pd.DataFrame:
         """Partial aggregates sharing a key -> one row per key (counts add, averages weighted)."""
@@ -32,8 +36,8 @@ class Engine(Protocol):
 class PandasEngine:
     name = "pandas"
 
-    def minute_aggregates(self, cleaned, events, dimensions):
-        return transform.aggregate_minutes(cleaned, events, dimensions)
+    def minute_aggregates(self, cleaned, events, dimensions, kept=None):
+        return transform.aggregate_minutes(cleaned, events, dimensions, kept)
 
     def merge(self, partials, event, dimension, time_col):
         return transform.merge_partials(partials, event, dimension, time_col)
@@ -48,7 +52,8 @@ class SparkEngine:
     def __init__(self, session: Callable[[], SparkSession]):
         self._session = session
 
-    def minute_aggregates(self, cleaned, events, dimensions):
+    def minute_aggregates(self, cleaned, events, dimensions, kept=None):
+        # ``kept`` is not used: the dedupe is part of what Spark computes (and of its parity test).
         if cleaned.empty:
             return transform.aggregate_minutes(cleaned, events, dimensions)
         from pipeline.events import spark_transform

@@ -14,6 +14,7 @@ import io
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
@@ -350,9 +351,10 @@ def _compute_in_chunks(lake: Lake, work: dict, entries: dict, engine: Engine, se
     for chunk in chunks:
         cleaned = pd.concat([_read_staged(lake, entries[h, n].staged(h)) for h, n in chunk], ignore_index=True)
         files += len(chunk)
-        for key, frame in engine.minute_aggregates(cleaned, settings.events, settings.dimensions).items():
+        kept = transform.kept_by_dedupe(cleaned) if "view" in settings.events else None
+        for key, frame in engine.minute_aggregates(cleaned, settings.events, settings.dimensions, kept).items():
             parts.setdefault(key, []).append(frame)
-        for event, (count, gmv) in expected_totals(cleaned[cleaned["minute"] > t1_cutoff], settings.events).items():
+        for event, (count, gmv) in expected_totals(cleaned, settings.events, t1_cutoff, kept).items():
             acc = totals.setdefault(event, [0, 0.0])
             acc[0] += count
             acc[1] += gmv
@@ -362,15 +364,18 @@ def _compute_in_chunks(lake: Lake, work: dict, entries: dict, engine: Engine, se
     return aggregates, {event: (int(c), g) for event, (c, g) in totals.items()}, files
 
 
-def expected_totals(cleaned: pd.DataFrame, events) -> dict[str, tuple[int, float]]:
-    """Event totals computed from rows, not from aggregates: the reconciliation's reference."""
+def expected_totals(cleaned: pd.DataFrame, events, after: pd.Timestamp | None = None,
+                    kept: np.ndarray | None = None) -> dict[str, tuple[int, float]]:
+    """Event totals of the rows of minutes after ``after``, computed from rows, not from
+    aggregates: the reference of the raw -> t1 reconciliation. ``kept``: the dedupe's mask."""
     totals = {}
+    in_window = np.ones(len(cleaned), bool) if after is None else (cleaned["minute"] > after).to_numpy()
     if "purchase" in events:
-        purchases = cleaned[cleaned["event_type"] == "purchase"]
-        totals["purchase"] = (len(purchases), float(purchases["price"].sum()))
+        purchases = in_window & (cleaned["event_type"] == "purchase").to_numpy(bool)
+        totals["purchase"] = (int(purchases.sum()), float(cleaned["price"].to_numpy()[purchases].sum()))
     if "view" in events:
-        views = transform.dedupe_views(cleaned[cleaned["event_type"] == "view"])
-        totals["view"] = (len(views), 0.0)
+        kept = transform.kept_by_dedupe(cleaned) if kept is None else kept
+        totals["view"] = (int((in_window & (cleaned["event_type"] == "view").to_numpy(bool) & kept).sum()), 0.0)
     return totals
 
 
@@ -422,30 +427,61 @@ def rebuild_rankings(warehouse: Warehouse, settings: Settings) -> tuple[int, pd.
     """Rank every key of the 60 minutes ending at the newest t1 minute; replace the rank tables.
 
     Read, rank and replace happen under one lock and one transaction, so overlapping runs can
-    only ever leave the rankings of the newest committed t1 state. Pandas whatever the engine:
-    an hour of t1 rows is small, and on this live path a Spark session would cost more than the
-    work.
+    only ever leave the rankings of the newest committed t1 state. The merge runs in PostgreSQL,
+    where the t1 rows are (whatever the engine): an hour of t1 is up to millions of rows, which
+    would cost more to move than to merge.
     """
     written = 0
     with warehouse.advisory_lock("events-rankings"), warehouse.connect() as conn, conn.transaction():
         newest = newest_t1_minute(warehouse, settings)
         for event, dimension in pairs(settings.events, settings.dimensions):
-            spec = rank_table(event, dimension)
+            target = rank_table(event, dimension)
+            conn.execute(sql.SQL("DELETE FROM {}").format(target.table))
             if newest is None:
-                warehouse.replace_all(spec, pd.DataFrame(columns=spec.column_names), conn)
                 continue
             start = newest - pd.Timedelta(minutes=59)
-            source = t1_table(event, dimension)
-            query = sql.SQL("SELECT {} FROM {} WHERE minute >= %s").format(
-                sql.SQL(", ").join(map(source.column, source.column_names)), source.table)
-            rows = warehouse.copy_out(conn, query, source.columns, (start.to_pydatetime(),))
-            rows["minute"] = start
-            merged = transform.merge_partials(rows, event, dimension, "minute").drop(columns=["minute"])
-            ranked = transform.rank(merged, event, dimension)
-            ranked["window_start"] = start.to_pydatetime()
-            ranked["window_end"] = (newest + pd.Timedelta(minutes=1)).to_pydatetime()
-            written += warehouse.replace_all(spec, ranked, conn)
+            window = {"start": start.to_pydatetime(), "end": (newest + pd.Timedelta(minutes=1)).to_pydatetime()}
+            written += conn.execute(rank_statement(event, dimension), window).rowcount
     return written, newest
+
+
+def rank_statement(event: str, dimension: str) -> sql.Composed:
+    """Fill a rank table from the t1 minutes since ``%(start)s``, as ``transform.merge_partials``
+    merges partials and ranked by the metric (gmv for purchases, view_count for views), highest
+    first, ties by key in byte order (``COLLATE "C"``, as pandas sorts text).
+
+    Money is summed exactly as in the pandas engine: each partial back to 1/10,000 units
+    (``round`` is ``rint`` on double precision, as ``np.rint``), summed as integers, then divided
+    once; so gmv and avg_price are the very floats the engines compute for the same rows.
+    """
+    source, target = t1_table(event, dimension), rank_table(event, dimension)
+    key = source.column(dimension)
+    metrics = metric_names(event, dimension)
+    count = source.column("purchase_count" if event == "purchase" else "view_count")
+    scale = sql.Literal(transform.PRICE_SCALE)
+    if "gmv" in metrics:
+        units = sql.SQL("round({} * {})").format(source.column("gmv"), scale)
+    elif "avg_price" in metrics:
+        units = sql.SQL("round({} * {}::float8 * {})").format(source.column("avg_price"), count, scale)
+    else:
+        units = sql.SQL("0")
+    outer = {"gmv": sql.SQL("_money"), "purchase_count": sql.SQL("_n"), "view_count": sql.SQL("_n"),
+             "avg_price": sql.SQL("_money / _n")}
+    by = sql.SQL("_money") if event == "purchase" else sql.SQL("_n")
+    text_key = next(c.type for c in source.columns if c.name == dimension) == "text"
+    key_order = sql.SQL('{} COLLATE "C"').format(key) if text_key else key
+    return sql.SQL(
+        "INSERT INTO {target} ({key}, {metrics}, {rank}, {window_start}, {window_end}) "
+        "SELECT {key}, {values}, row_number() OVER (ORDER BY {by} DESC, {key_order}), %(start)s, %(end)s "
+        "FROM (SELECT {key}, sum({count})::bigint AS _n, sum({units}::bigint)::float8 / {scale} AS _money "
+        "FROM {source} WHERE {minute} >= %(start)s GROUP BY {key}) AS w"
+    ).format(
+        target=target.table, source=source.table, key=key, count=count, units=units, scale=scale, by=by,
+        key_order=key_order, minute=source.column("minute"), rank=target.column("rank"),
+        window_start=target.column("window_start"), window_end=target.column("window_end"),
+        metrics=sql.SQL(", ").join(map(target.column, metrics)),
+        values=sql.SQL(", ").join(outer[m] for m in metrics),
+    )
 
 
 # --------------------------------------------------------------------------- archive

@@ -400,6 +400,11 @@ def dedupe_views(df: pd.DataFrame) -> pd.DataFrame:
     return df[_dedupe_mask(df)]
 
 
+def kept_by_dedupe(df: pd.DataFrame) -> np.ndarray:
+    """True for every row ``dedupe_views`` keeps: for a caller that needs it more than once."""
+    return _dedupe_mask(df)
+
+
 def _dedupe_mask(df: pd.DataFrame, is_view: np.ndarray | None = None) -> np.ndarray:
     """True for every row ``dedupe_views`` keeps."""
     if is_view is None:
@@ -490,12 +495,13 @@ def merge_partials(df: pd.DataFrame, event: str, dimension: str, time_col: str) 
 
 
 def aggregate_minutes(
-    cleaned: pd.DataFrame, events: Iterable[str], dimensions: Iterable[str],
+    cleaned: pd.DataFrame, events: Iterable[str], dimensions: Iterable[str], kept: np.ndarray | None = None,
 ) -> dict[tuple[str, str], pd.DataFrame]:
     """Every (event, dimension) aggregate of cleaned rows of one or many minutes.
 
     Same result as ``keep_events`` -> ``dedupe_views`` -> ``aggregate``, but each column is
-    hashed once for all aggregates and no row is copied.
+    hashed once for all aggregates and no row is copied. ``kept`` is ``kept_by_dedupe(cleaned)``
+    when the caller has it already.
     """
     events, dimensions = tuple(events), tuple(dimensions)
     for event in events:
@@ -505,7 +511,7 @@ def aggregate_minutes(
     nothing = np.zeros(len(cleaned), dtype=bool)
     rows = {event: of_kind.get(event, nothing) for event in events}
     if "view" in events:
-        rows["view"] = rows["view"] & _dedupe_mask(cleaned, rows["view"])
+        rows["view"] = rows["view"] & (kept if kept is not None else _dedupe_mask(cleaned, rows["view"]))
     minutes = _factorize(cleaned["minute"])
     units = _price_units(cleaned["price"].to_numpy(np.float64))
     keys = {dimension: _factorize(cleaned[dimension]) for dimension in dimensions}
@@ -586,20 +592,6 @@ def _dimension(keys: pd.Index, dimension: str) -> pd.Series:
     if dimension in INT_DIMENSIONS:
         return pd.Series(keys.to_numpy(np.int64))
     return pd.Series(pd.array(keys, dtype=TEXT))
-
-
-def rank(df: pd.DataFrame, event: str, dimension: str) -> pd.DataFrame:
-    """Number the keys 1..N by gmv (purchases) or view_count (views), ties by key ascending."""
-    metric_columns(event, dimension)
-    metric = "gmv" if event == "purchase" else "view_count"
-    repeated = df[dimension].duplicated()
-    if repeated.any():
-        examples = df.loc[repeated, dimension].head(5).tolist()
-        raise ValueError(f"rank needs one row per {dimension}; repeated: {examples}")
-    out = df.sort_values([metric, dimension], ascending=[False, True], kind="mergesort", na_position="last")
-    out = out.reset_index(drop=True)
-    out["rank"] = np.arange(1, len(out) + 1, dtype=np.int64)
-    return out
 
 
 def to_hour(df: pd.DataFrame, time_col: str = "minute") -> pd.DataFrame:

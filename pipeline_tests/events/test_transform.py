@@ -28,7 +28,6 @@ from pipeline.events.transform import (
     keep_events,
     merge_partials,
     metric_columns,
-    rank,
     read_events,
     to_hour,
     validate,
@@ -487,23 +486,6 @@ def test_aggregate_minutes_dedupes_views_and_returns_every_key():
         "purchase_count": ints(), "avg_price": np.array([], float),
     }))
     assert result[("purchase", "category_l3")].dtypes["category_l3"] == TEXT
-
-
-def test_rank_orders_by_metric_then_key():
-    views = pd.DataFrame({"brand": text("lg", "sony", "apple", "zte"), "view_count": ints(5, 7, 5, 1)})
-    assert_frame(rank(views, "view", "brand"), pd.DataFrame({
-        "brand": text("sony", "apple", "lg", "zte"), "view_count": ints(7, 5, 5, 1), "rank": ints(1, 2, 3, 4),
-    }))
-    purchases = pd.DataFrame({
-        "product_id": ints(30, 10, 20), "gmv": [2.0, 2.0, 9.5], "purchase_count": ints(1, 2, 1),
-        "avg_price": [2.0, 1.0, 9.5],
-    })
-    assert_frame(rank(purchases, "purchase", "product_id"), pd.DataFrame({
-        "product_id": ints(20, 10, 30), "gmv": [9.5, 2.0, 2.0], "purchase_count": ints(1, 2, 1),
-        "avg_price": [9.5, 1.0, 2.0], "rank": ints(1, 2, 3),
-    }))
-    with pytest.raises(ValueError, match="one row per brand"):
-        rank(pd.DataFrame({"brand": text("a", "a"), "view_count": ints(1, 2)}), "view", "brand")
 
 
 def test_to_hour():
