@@ -140,7 +140,7 @@ def build_event_assets(settings: Settings) -> list:
         deps=[t1_minute],
         group_name=GROUP,
         owners=OWNERS,
-        kinds={"postgres", "pandas"},  # rankings merge a small window: always pandas
+        kinds={"postgres"},  # merged and ranked in SQL, whatever the engine
         automation_condition=rankings_condition(),
         metadata={"dagster/table_name": rank_names[0], **_table_metadata(rank_names)},
     )

@@ -265,28 +265,6 @@ class Warehouse:
             columns = [d.name for d in cur.description] if cur.description else []
             return pd.DataFrame(cur.fetchall(), columns=columns)
 
-    @staticmethod
-    def copy_out(conn: psycopg.Connection, query: sql.Composable, columns: Sequence[Column],
-                 params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """The rows of ``query`` (which selects ``columns``, in order) through ``COPY ... TO STDOUT``
-        parsed by Arrow: a large read without one Python object per cell."""
-        buffer = io.BytesIO()
-        statement = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(query)
-        with conn.cursor() as cur, cur.copy(statement, params) as copy:
-            for block in copy:
-                buffer.write(block)
-        names = [c.name for c in columns]
-        table = pacsv.read_csv(
-            io.BytesIO(buffer.getvalue()),
-            read_options=pacsv.ReadOptions(column_names=names),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c.name: _ARROW_TYPES[c.type] for c in columns if c.type in _ARROW_TYPES},
-                strings_can_be_null=True, quoted_strings_can_be_null=False,
-            ),
-        ) if buffer.tell() else pa.table({n: pa.array([], _ARROW_TYPES.get(c.type, pa.string()))
-                                           for n, c in zip(names, columns)})
-        return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow", na_value=float("nan"))}.get)
-
     def scalar(self, query: sql.Composable, params: Sequence[Any] | None = None) -> Any:
         with self.connect() as conn:
             row = conn.execute(query, params).fetchone()
@@ -294,14 +272,6 @@ class Warehouse:
 
     def row_count(self, spec: TableSpec) -> int:
         return int(self.scalar(sql.SQL("SELECT count(*) FROM {}").format(spec.table)))
-
-
-# How copy_out types a column (other types are read as text).
-_ARROW_TYPES = {
-    "bigint": pa.int64(), "integer": pa.int64(), "double precision": pa.float64(), "text": pa.string(),
-    "timestamptz": pa.timestamp("us", tz="UTC"), "timestamp": pa.timestamp("us"), "date": pa.date32(),
-    "boolean": pa.bool_(),
-}
 
 
 def _csv_payload(frame: pd.DataFrame) -> tuple[bytes, str]:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-import pytest
 
 from pipeline.batch import execute_request, tick
 from pipeline.definitions import build_definitions
