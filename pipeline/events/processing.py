@@ -12,7 +12,11 @@ import datetime as dt
 import gzip
 import io
 import json
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,12 +30,13 @@ from pipeline.events import layout, schema, transform
 from pipeline.events.engine import Engine, get_engine
 from pipeline.events.layout import FileEntry, Manifest
 from pipeline.events.tables import metric_names, pairs, rank_table, t1_table, t2_table
-from pipeline.resources.lake import Lake, sha256_hex
+from pipeline.resources.lake import Lake, LakeObject, sha256_hex
 from pipeline.resources.warehouse import Warehouse
 from pipeline.settings import Settings
 
 AGG_COLUMNS = ("minute", "event", "dimension", "key", "view_count", "gmv", "purchase_count", "avg_price")
 _STATE_KEY = b"clickflow.minute_inputs"
+T, R = TypeVar("T"), TypeVar("R")
 
 
 def hour_lock_name(hour: pd.Timestamp) -> str:
@@ -59,18 +64,63 @@ class ClaimReport:
         self.bytes += other.bytes
 
 
+WORKERS = min(4, os.cpu_count() or 1)  # threads that read and decode files ahead of the main one
+
+
+def in_order(items: Sequence[T], work: Callable[[T], R], workers: int = WORKERS) -> Iterator[R]:
+    """``work(item)`` for each item, in order, computed a few items ahead on worker threads.
+
+    For I/O and Arrow/numpy work that releases the GIL. At most ``2 * workers`` results wait
+    in memory; an error is raised where its item's result is taken, as in a plain loop.
+    """
+    if workers <= 1 or len(items) <= 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="clickflow-io") as pool:
+        pending: deque[Future] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _stage(lake: Lake, hour: pd.Timestamp, fname: schema.FileName, data: bytes, sha: str) -> FileEntry:
-    """Parse, validate and clean one file; keep its good rows as Parquet and its bad rows aside."""
+@dataclass
+class _Landed:
+    """A candidate file read and, unless the manifest already knows its name, staged in memory:
+    the pure part of claiming, computed ahead on worker threads (nothing is written here)."""
+
+    data: bytes
+    sha: str
+    fname: schema.FileName
+    staged: tuple[bytes, pa.Table, int] | transform.BadFile | None = None  # None: not computed
+
+
+def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, pa.Table, int] | transform.BadFile:
+    try:
+        cleaned, rejected, rows = transform.stage(data, fname.name, fname.minute)
+    except transform.BadFile as error:
+        return error
+    return staged_bytes(cleaned), rejected, rows
+
+
+def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed) -> FileEntry:
+    """Keep one file's good rows staged and its bad rows aside; raises ``BadFile``."""
+    fname, data = landed.fname, landed.data
+    if landed.staged is None:
+        landed.staged = _stage_in_memory(data, fname)
+    if isinstance(landed.staged, transform.BadFile):
+        raise landed.staged
+    payload, rejected_table, rows = landed.staged
     entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
-                      sha256=sha, status="accepted", claimed_at=_now())
-    cleaned, rejected_table, entry.rows = transform.stage(data, fname.name, fname.minute)  # raises BadFile
-    entry.rejected_rows = rejected_table.num_rows
-    entry.staged_key = layout.staged_key(hour, fname.name)
-    lake.write_bytes(entry.staged_key, staged_bytes(cleaned))
+                      sha256=landed.sha, status="accepted", claimed_at=_now(), rows=rows,
+                      rejected_rows=rejected_table.num_rows, staged_key=layout.staged_key(hour, fname.name))
+    lake.write_bytes(entry.staged_key, payload)
     if entry.rejected_rows:
         rejected = rejected_table.to_pandas()
         reasons = rejected["reason"].value_counts().to_dict()
@@ -95,10 +145,19 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
         # hour again if the run dies (t2_hour clears it once the hour is complete).
         lake.write_text(layout.pending_key(hour), _now())
 
-    for obj, already_raw in candidates:
-        data = lake.read_bytes(obj.key)
-        sha = sha256_hex(data)
-        fname = schema.parse_file_name(obj.name)
+    known_before = dict(manifest.files)
+
+    def read(candidate: tuple[LakeObject, bool]) -> _Landed:
+        data = lake.read_bytes(candidate[0].key)
+        landed = _Landed(data, sha256_hex(data), schema.parse_file_name(candidate[0].name))
+        if landed.fname.name not in known_before:  # the usual case: it will be staged
+            landed.staged = _stage_in_memory(data, landed.fname)
+        return landed
+
+    # Reading and staging (parse, validate, clean, encode) run ahead on worker threads; every
+    # write, move and manifest change happens here, in order, as if there were no threads.
+    for (obj, already_raw), landed in zip(candidates, in_order(candidates, read)):
+        data, sha, fname = landed.data, landed.sha, landed.fname
         known = manifest.files.get(fname.name)
         if known is not None and known.sha256 == sha:
             if not already_raw:
@@ -113,7 +172,7 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
             report.quarantined[fname.name] = reason
             continue
         try:
-            entry = _stage(lake, hour, fname, data, sha)
+            entry = _stage(lake, hour, landed)
         except transform.BadFile as error:
             key = layout.quarantine(lake, fname.name, data, str(error), sha256=sha)
             lake.delete(obj.key)
@@ -349,7 +408,8 @@ def _compute_in_chunks(lake: Lake, work: dict, entries: dict, engine: Engine, se
     totals: dict[str, list[float]] = {}
     files = 0
     for chunk in chunks:
-        cleaned = pd.concat([_read_staged(lake, entries[h, n].staged(h)) for h, n in chunk], ignore_index=True)
+        keys = [entries[h, n].staged(h) for h, n in chunk]
+        cleaned = pd.concat(in_order(keys, lambda key: _read_staged(lake, key)), ignore_index=True)
         files += len(chunk)
         kept = transform.kept_by_dedupe(cleaned) if "view" in settings.events else None
         for key, frame in engine.minute_aggregates(cleaned, settings.events, settings.dimensions, kept).items():
