@@ -162,23 +162,24 @@ def build_event_assets(settings: Settings) -> list:
         deps=[dg.AssetDep(raw_files, partition_mapping=dg.TimeWindowPartitionMapping())],
         group_name=GROUP,
         owners=OWNERS,
-        kinds={"csv", "s3"} if settings.lake_url.startswith("s3://") else {"csv"},
+        kinds={"csv", settings.engine, *(["s3"] if settings.lake_url.startswith("s3://") else [])},
         pool="events_housekeeping",
         tags={"clickflow/lane": "housekeeping"},
     )
-    def archive(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+    @on_engine(settings)
+    def archive(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine):
         """One gzipped CSV per block holding every accepted file's rows once (with its file name).
         Written, read back and verified per file (rows and checksum) before the raw files are
         deleted; a late file re-archives its block."""
         window = context.partition_time_window
-        report = processing.archive_block(lake.get(), warehouse.get(), pd.Timestamp(window.start).tz_convert("UTC"),
-                                          pd.Timestamp(window.end).tz_convert("UTC"))
+        report = processing.archive_block(store, db, pd.Timestamp(window.start).tz_convert("UTC"),
+                                          pd.Timestamp(window.end).tz_convert("UTC"), engine)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": report.rows,
             "archive_key": report.key,
             "files": report.files,
             "raw_files_deleted": report.raw_deleted,
-            "bytes_uncompressed": report.bytes,
+            "bytes": report.bytes,
         })
 
     @dg.asset(

@@ -52,6 +52,10 @@ class SparkEngine:
     def __init__(self, session: Callable[[], SparkSession]):
         self._session = session
 
+    def session(self) -> SparkSession:
+        """The run's session (started now if it is the first use)."""
+        return self._session()
+
     def minute_aggregates(self, cleaned, events, dimensions, kept=None):
         # ``kept`` is not used: the dedupe is part of what Spark computes (and of its parity test).
         if cleaned.empty:

@@ -13,9 +13,11 @@ import gzip
 import io
 import json
 import os
+import tempfile
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
@@ -30,7 +32,7 @@ from pipeline.events import layout, schema, transform
 from pipeline.events.engine import Engine, get_engine
 from pipeline.events.layout import FileEntry, Manifest
 from pipeline.events.tables import metric_names, pairs, rank_table, t1_table, t2_table
-from pipeline.resources.lake import Lake, LakeObject, sha256_hex
+from pipeline.resources.lake import Lake, LakeObject, LocalLake, sha256_hex
 from pipeline.resources.warehouse import Warehouse
 from pipeline.settings import Settings
 
@@ -588,9 +590,14 @@ def _read_archive(lake: Lake, key: str) -> pd.DataFrame:
                        compression="gzip")
 
 
-def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp) -> ArchiveReport:
+def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
+                  engine: Engine | None = None) -> ArchiveReport:
     """Write the block's archive from its raw files (plus what an earlier archive already holds),
-    read it back, verify rows and checksums per file, and only then delete the raw files."""
+    read it back, verify rows and checksums per file, and only then delete the raw files.
+
+    The pandas engine does it in this process; Spark (``spark_archive``) reads, orders, writes
+    and reads back on the cluster, and only per-file digests come back here.
+    """
     hours = block_hours(start, end)
     report = ArchiveReport(key=archive_key(start, end))
     with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
@@ -603,31 +610,29 @@ def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd
                 raw_present[obj.name] = obj.key
         if not raw_present:
             return report  # nothing new since the last archive of this block
-        previous = _read_archive(lake, report.key) if lake.exists(report.key) else pd.DataFrame(
-            columns=["source_file", *schema.COLUMNS])
-        parts = []
-        for name in sorted(accepted):
-            if name in raw_present:
-                part = _raw_text_frame(lake.read_bytes(raw_present[name]), name)
-                part.insert(0, "source_file", name)
-            else:
-                part = previous[previous["source_file"] == name]
-                if part.empty:
-                    raise RuntimeError(
-                        f"accepted file {name} is neither in raw/ nor in {report.key}: refusing to write an "
-                        "archive that would lose it; restore the file into raw/ and re-run"
-                    )
-            parts.append(part)
-        frame = pd.concat(parts, ignore_index=True)
-        expected = _file_digests(frame)
+        raw = {name: raw_present[name] for name in sorted(accepted) if name in raw_present}
+        kept = [name for name in sorted(accepted) if name not in raw_present]
+        on_spark = engine is not None and engine.name == "spark"
+        build = _archive_on_spark if on_spark else _archive_here
+        payload, expected, read_back = build(lake, report.key, raw, kept, engine)
+        missing = [name for name in kept if name not in expected]
+        if missing:
+            raise RuntimeError(
+                f"accepted file {missing[0]} is neither in raw/ nor in {report.key}: refusing to write an "
+                "archive that would lose it; restore the file into raw/ and re-run"
+            )
         for name, (rows, _) in expected.items():
             if rows != accepted[name][1].rows:
                 raise RuntimeError(f"{name}: {rows} rows prepared for the archive, the manifest says "
                                    f"{accepted[name][1].rows}; nothing was deleted")
-        payload = frame.to_csv(index=False).encode()
         staging = report.key.replace("archive/", "archive-staging/", 1)
-        lake.write_bytes(staging, gzip.compress(payload, compresslevel=6))
-        readback = _file_digests(_read_archive(lake, staging))
+        lake.write_bytes(staging, payload)
+        try:
+            readback = read_back(staging)
+        except Exception as error:  # an archive that cannot be read back failed verification too
+            lake.delete(staging)
+            raise RuntimeError(f"archive {report.key} failed verification: it cannot be read back "
+                               f"({type(error).__name__}); the raw files are kept") from error
         if readback != expected:
             bad = sorted(n for n in expected if readback.get(n) != expected[n])
             lake.delete(staging)
@@ -638,9 +643,58 @@ def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd
             if name in expected:  # only files the verified archive holds
                 lake.delete(key)
                 report.raw_deleted += 1
-        report.files, report.rows = len(expected), len(frame)
+        report.files, report.rows = len(expected), sum(rows for rows, _ in expected.values())
         report.bytes = len(payload)
     return report
+
+
+Digests = dict[str, tuple[int, str]]
+
+
+def _archive_here(lake: Lake, key: str, raw: dict[str, str], kept: list[str], engine: Engine | None
+                  ) -> tuple[bytes, Digests, Callable[[str], Digests]]:
+    """The archive built in this process: (gzipped CSV, digests of its rows, read-back digests)."""
+    previous = _read_archive(lake, key) if kept and lake.exists(key) else None
+    parts = []
+    for name in sorted([*raw, *kept]):
+        if name in raw:
+            part = _raw_text_frame(lake.read_bytes(raw[name]), name)
+            part.insert(0, "source_file", name)
+            parts.append(part)
+        elif previous is not None:
+            parts.append(previous[previous["source_file"] == name])
+    frame = pd.concat(parts, ignore_index=True)
+    payload = gzip.compress(frame.to_csv(index=False).encode(), compresslevel=6)
+    return payload, _file_digests(frame), lambda staged: _file_digests(_read_archive(lake, staged))
+
+
+def _archive_on_spark(lake: Lake, key: str, raw: dict[str, str], kept: list[str], engine: Engine
+                      ) -> tuple[bytes, Digests, Callable[[str], Digests]]:
+    """The same on Spark; a lake that is not a local folder is copied to a scratch folder first
+    (Spark reads it there)."""
+    from pipeline.events import spark_archive
+
+    spark = engine.session()
+    with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
+        files = [_local_path(lake, raw_key, Path(scratch) / "raw" / name) for name, raw_key in raw.items()]
+        previous = _local_path(lake, key, Path(scratch) / "previous.csv.gz") if kept and lake.exists(key) else None
+        part, expected = spark_archive.write_archive(spark, files, previous, kept, Path(scratch) / "out")
+        payload = part.read_bytes()
+
+    def read_back(staged: str) -> Digests:
+        with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
+            return spark_archive.archive_digests(spark, _local_path(lake, staged, Path(scratch) / "archive.csv.gz"))
+
+    return payload, expected, read_back
+
+
+def _local_path(lake: Lake, key: str, scratch: Path) -> Path:
+    """Where Spark can read ``key``: the file itself in a local lake, else a copy at ``scratch``."""
+    if isinstance(lake, LocalLake):
+        return lake.path(key)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    scratch.write_bytes(lake.read_bytes(key))
+    return scratch
 
 
 # --------------------------------------------------------------------------- retention

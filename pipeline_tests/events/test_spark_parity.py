@@ -8,13 +8,15 @@ with the DuckDB oracle); one local Spark session serves the whole module.
 
 from __future__ import annotations
 
+import gzip
+import io
 
 import numpy as np
 import pandas as pd
 import pytest
 from pipeline_tests.events.platform_fixture import make_platform, sample_files
 
-from pipeline.events import processing, schema, spark_transform, transform
+from pipeline.events import processing, schema, spark_archive, spark_transform, transform
 from pipeline.events.engine import SparkEngine, get_engine
 from pipeline.events.tables import pairs, rank_table, t1_table, t2_table
 
@@ -221,3 +223,87 @@ def test_the_spark_platform_writes_the_tables_of_the_pandas_platform(
         pd.testing.assert_frame_equal(actual[name], frame, check_exact=True, obj=name)
     views = expected["events.view_brand_minute"]
     assert views[views["brand"] == "alpha"]["view_count"].tolist() == [1]  # the tie file went through
+
+
+# ------------------------------------------------------------------------------------- archives
+
+# What a CSV writer can get wrong: quoted separators and quotes, spaces kept at both ends, empty
+# and quoted-empty fields, another column order, a byte-order mark, CRLF line ends, gzip, and a
+# row the platform rejects (archives keep every row of an accepted file).
+_ODD_ORDER = "event_type,event_time,brand,price,product_id,category_id,category_code,user_id,user_session\n"
+ODD_FILES = [
+    ("2019-10-01-03-01-00-quotes.csv", (HEADER + "".join([
+        '2019-10-01 03:01:01 UTC,view,1,2,"a,b.c"," spaced brand ",1.50,3,"s ""1"""\n',
+        '2019-10-01 03:01:02 UTC,view,1,2,,,1.50,3,""\n',
+        "2019-10-01 03:01:03 UTC,purchase,1,2,x.y,acme,not-a-price,3,s2\n",
+    ])).encode()),
+    ("2019-10-01-03-01-00-order.csv", (_ODD_ORDER + "".join([
+        "purchase,2019-10-01 03:01:04 UTC,acme,9.99,5,6,a.b,7,s3\r\n",
+        "view,2019-10-01 03:01:05 UTC,,0.10,5,6,,7,\r\n",
+    ])).encode()),
+    ("2019-10-01-03-02-00-bom.csv", ("\ufeff" + HEADER + "2019-10-01 03:02:01 UTC,view,8,9,c.d,brand,2.00,1,s4\n"
+                                     ).encode()),
+]
+
+
+def _archive(tmp_path, pg_url, engine_name: str, batches) -> list[pd.DataFrame]:
+    """Claim each batch and archive the day block after it; the archive read back after each."""
+    from pipeline.resources.lake import LocalLake
+    from pipeline.resources.warehouse import Warehouse
+
+    lake, warehouse = LocalLake(tmp_path / engine_name), Warehouse(pg_url)
+    engine = get_engine(engine_name, master="local[2]")
+    day = pd.Timestamp("2019-10-01", tz="UTC")
+    archives = []
+    for batch in batches:
+        for name, data in batch:
+            lake.write_bytes(f"landing/{name}", data)
+        for hour in sorted({schema.parse_file_name(n).minute.floor("h") for n, _ in batch}):
+            processing.claim_hour(lake, hour)
+        report = processing.archive_block(lake, warehouse, day, day + pd.Timedelta(days=1), engine)
+        assert report.raw_deleted == len(batch) and not list(lake.list("raw/")), engine_name
+        archives.append(pd.read_csv(io.BytesIO(lake.read_bytes(report.key)), compression="gzip", dtype=str,
+                                    keep_default_na=False))
+    return archives
+
+
+def test_the_spark_archive_holds_what_the_pandas_archive_holds(spark, tmp_path, pg_url, monkeypatch):
+    files = sample_files("2019-10-01 03:00", 2, events_per_minute=60, servers=2, seed=9)
+    gz = sample_files("2019-10-01 03:03", 1, events_per_minute=60, servers=1, gzip_files=True)
+    assert gz[0][0].endswith(".gz")
+    late = sample_files("2019-10-01 02:59", 1, events_per_minute=60, servers=1, seed=10)
+    batches = [files + ODD_FILES + gz, late]  # the late file re-archives the block: rows kept once
+
+    calls = []
+    monkeypatch.setattr(spark_archive, "write_archive",
+                        lambda *args, real=spark_archive.write_archive: calls.append(1) or real(*args))
+    expected = _archive(tmp_path, pg_url, "pandas", batches)
+    assert not calls
+    actual = _archive(tmp_path, pg_url, "spark", batches)
+    assert len(calls) == 2, "the archives were not written by Spark"
+    for after, (mine, theirs) in enumerate(zip(actual, expected)):
+        pd.testing.assert_frame_equal(mine, theirs, check_exact=True, obj=f"archive after batch {after}")
+    final = expected[-1]
+    assert final.groupby("source_file").size().to_dict() == {
+        name: len(pd.read_csv(io.BytesIO(data), dtype=str, compression="gzip" if name.endswith(".gz") else None))
+        for name, data in files + ODD_FILES + gz + late}
+    quotes = final[final["source_file"] == "2019-10-01-03-01-00-quotes.csv"]
+    assert quotes["brand"].tolist() == [" spaced brand ", "", "acme"]
+    assert quotes["user_session"].tolist() == ['s "1"', "", "s2"]
+
+
+def test_a_spark_archive_that_does_not_read_back_whole_keeps_the_raw_files(spark, tmp_path, pg_url, monkeypatch):
+    from pipeline.resources.lake import LocalLake
+
+    real_write = LocalLake.write_bytes
+
+    def short_archive(lake, key, data):
+        if key.startswith("archive-staging/"):
+            data = gzip.compress(gzip.decompress(data)[:-200])  # the last rows lost on the way
+        return real_write(lake, key, data)
+
+    monkeypatch.setattr(LocalLake, "write_bytes", short_archive)
+    with pytest.raises(RuntimeError, match="failed verification"):
+        _archive(tmp_path, pg_url, "spark", [sample_files("2019-10-01 03:00", 2, events_per_minute=60, seed=11)])
+    lake = LocalLake(tmp_path / "spark")
+    assert len(list(lake.list("raw/"))) == 4 and not list(lake.list("archive/"))
