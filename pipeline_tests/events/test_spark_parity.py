@@ -18,6 +18,7 @@ from pipeline_tests.events.platform_fixture import make_platform, sample_files
 
 from pipeline.events import processing, schema, spark_archive, spark_transform, transform
 from pipeline.events.engine import SparkEngine, get_engine
+from pipeline.events.jobs import ARCHIVE_JOB
 from pipeline.events.tables import pairs, rank_table, t1_table, t2_table
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -196,6 +197,11 @@ def _run(tmp_path, pg_url, monkeypatch, engine: str):
     hours = pd.date_range("2019-10-01 00:00", periods=3, freq="h", tz="UTC")
     for hour in hours:
         tables[f"aggregates {hour}"] = processing.read_aggregates(platform.lake, hour)[0]
+    # The archive asset through the job the archive sensor requests (the engine's resources included).
+    archive = platform.defs.resolve_job_def(ARCHIVE_JOB).execute_in_process(
+        partition_key="2019-10-01", instance=platform.instance)
+    assert archive.success and not list(platform.lake.list("raw/")), engine
+    tables["archive"] = platform.archived_rows()
     return tables
 
 
@@ -209,12 +215,16 @@ def test_the_spark_platform_writes_the_tables_of_the_pandas_platform(
         return aggregate(session, cleaned, events, dimensions)
 
     monkeypatch.setattr(spark_transform, "aggregate_minutes", spy)
+    archived = []
+    monkeypatch.setattr(spark_archive, "write_archive",
+                        lambda *args, real=spark_archive.write_archive: archived.append(1) or real(*args))
     # One after the other: the platforms read their database URL from the environment.
     expected = _run(tmp_path, pg_url, monkeypatch, "pandas")
-    assert not calls
+    assert not calls and not archived
     actual = _run(tmp_path, second_pg_url, monkeypatch, "spark")
 
     assert calls, "the spark platform did not compute on Spark"
+    assert archived == [1], "the spark platform did not archive on Spark"
     # The late files of hours 00 and 01 were one backlog range run: one Spark computation.
     assert [pd.Timestamp("2019-10-01 00:00", tz="UTC"), pd.Timestamp("2019-10-01 01:00", tz="UTC")] in calls
     assert set(actual) == set(expected)
