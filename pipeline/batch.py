@@ -4,6 +4,7 @@ until nothing is pending. What the daemon does continuously, done once (cron, CI
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -83,10 +84,7 @@ def process(defs: dg.Definitions, instance: dg.DagsterInstance, *, retention: bo
     """Landing sensor and its runs until a tick asks for nothing new, then rankings and dashboard
     (what the automation sensor does), settled archives and retention."""
     summary = ProcessSummary()
-    # One process, one run at a time: let the instance's PostgreSQL storages keep a connection
-    # instead of opening one per event written (hundreds per run, ~3 ms each). No statement
-    # timeout (0), as for any run; a no-op on other storages.
-    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=2)
+    _hold_connections(instance)
 
     def run(job_name: str, request: dg.RunRequest | None) -> bool:
         outcome = execute_once(defs, instance, job_name, request, log_level)
@@ -118,6 +116,18 @@ def process(defs: dg.Definitions, instance: dg.DagsterInstance, *, retention: bo
     if retention and (ingested or archive_requests):
         run(RETENTION_JOB, None)
     return summary
+
+
+_POOLED: "weakref.WeakSet[dg.DagsterInstance]" = weakref.WeakSet()
+
+
+def _hold_connections(instance: dg.DagsterInstance) -> None:
+    """One process, one run at a time: let the instance's PostgreSQL storages keep a connection
+    instead of opening one per event written (hundreds per run, ~3 ms each). Once per instance;
+    no statement timeout (0), as for any run; a no-op on other storages."""
+    if instance not in _POOLED:
+        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=2)
+        _POOLED.add(instance)
 
 
 def _cursor_pending(cursor: str | None) -> bool:

@@ -608,9 +608,9 @@ def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd
                 accepted[entry.name] = (hour, entry)
             for obj in lake.list(f"raw/{layout.slug(hour)}/"):
                 raw_present[obj.name] = obj.key
-        if not raw_present:
-            return report  # nothing new since the last archive of this block
         raw = {name: raw_present[name] for name in sorted(accepted) if name in raw_present}
+        if not raw:
+            return report  # nothing new since the last archive of this block
         kept = [name for name in sorted(accepted) if name not in raw_present]
         on_spark = engine is not None and engine.name == "spark"
         build = _archive_on_spark if on_spark else _archive_here
