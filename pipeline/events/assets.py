@@ -174,12 +174,15 @@ def build_event_assets(settings: Settings) -> list:
         window = context.partition_time_window
         report = processing.archive_block(store, db, pd.Timestamp(window.start).tz_convert("UTC"),
                                           pd.Timestamp(window.end).tz_convert("UTC"), engine)
+        if report.note:
+            context.log.warning(report.note)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": report.rows,
             "archive_key": report.key,
             "files": report.files,
             "raw_files_deleted": report.raw_deleted,
             "bytes": report.bytes,
+            "written_by": report.written_by or "nothing to do",
         })
 
     @dg.asset(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import pandas as pd
 
@@ -90,6 +90,12 @@ class FileEntry:
         return self.staged_key or f"staged/{slug(hour)}/{self.name}.parquet"  # the earlier format
 
 
+def _known(entry: dict) -> dict:
+    """The fields this version knows: a manifest written by a newer version still loads."""
+    names = {f.name for f in fields(FileEntry)}
+    return {key: value for key, value in entry.items() if key in names}
+
+
 @dataclass
 class Manifest:
     """Everything claimed for one hour; rewritten whole (atomically) by the claiming run."""
@@ -103,7 +109,7 @@ class Manifest:
         if not lake.exists(key):
             return cls(hour=hour.isoformat())
         data = json.loads(lake.read_text(key))
-        return cls(hour=data["hour"], files={n: FileEntry(**e) for n, e in data["files"].items()})
+        return cls(hour=data["hour"], files={n: FileEntry(**_known(e)) for n, e in data["files"].items()})
 
     def save(self, lake: Lake, hour: pd.Timestamp) -> None:
         payload = {"hour": self.hour, "files": {n: asdict(e) for n, e in sorted(self.files.items())}}

@@ -557,6 +557,8 @@ class ArchiveReport:
     bytes: int = 0
     raw_deleted: int = 0
     settled: bool = True
+    written_by: str = ""  # "pandas" (this process) or "spark"
+    note: str = ""  # why an archive meant for Spark was written here instead
 
 
 def block_hours(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
@@ -595,49 +597,37 @@ def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd
     """Write the block's archive from its raw files (plus what an earlier archive already holds),
     read it back, verify rows and checksums per file, and only then delete the raw files.
 
-    The pandas engine does it in this process; Spark (``spark_archive``) reads, orders, writes
-    and reads back on the cluster, and only per-file digests come back here.
+    The pandas engine does it in this process. With Spark (``spark_archive``) the cluster reads,
+    orders, writes and reads back, and only per-file digests come here, where they are checked
+    against the rows as this platform's own parser reads them; a Spark archive that does not
+    verify (Spark's CSV reader disagrees on some oddly quoted value) is written here instead.
     """
     hours = block_hours(start, end)
     report = ArchiveReport(key=archive_key(start, end))
     with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
-        accepted: dict[str, tuple[pd.Timestamp, FileEntry]] = {}
+        accepted: dict[str, FileEntry] = {}
         raw_present: dict[str, str] = {}
         for hour in hours:
             for entry in Manifest.load(lake, hour).accepted():
-                accepted[entry.name] = (hour, entry)
+                accepted[entry.name] = entry
             for obj in lake.list(f"raw/{layout.slug(hour)}/"):
                 raw_present[obj.name] = obj.key
         raw = {name: raw_present[name] for name in sorted(accepted) if name in raw_present}
         if not raw:
             return report  # nothing new since the last archive of this block
         kept = [name for name in sorted(accepted) if name not in raw_present]
-        on_spark = engine is not None and engine.name == "spark"
-        build = _archive_on_spark if on_spark else _archive_here
-        payload, expected, read_back = build(lake, report.key, raw, kept, engine)
-        missing = [name for name in kept if name not in expected]
-        if missing:
-            raise RuntimeError(
-                f"accepted file {missing[0]} is neither in raw/ nor in {report.key}: refusing to write an "
-                "archive that would lose it; restore the file into raw/ and re-run"
-            )
-        for name, (rows, _) in expected.items():
-            if rows != accepted[name][1].rows:
-                raise RuntimeError(f"{name}: {rows} rows prepared for the archive, the manifest says "
-                                   f"{accepted[name][1].rows}; nothing was deleted")
+        rows_of = {name: entry.rows for name, entry in accepted.items()}
         staging = report.key.replace("archive/", "archive-staging/", 1)
-        lake.write_bytes(staging, payload)
-        try:
-            readback = read_back(staging)
-        except Exception as error:  # an archive that cannot be read back failed verification too
-            lake.delete(staging)
-            raise RuntimeError(f"archive {report.key} failed verification: it cannot be read back "
-                               f"({type(error).__name__}); the raw files are kept") from error
-        if readback != expected:
-            bad = sorted(n for n in expected if readback.get(n) != expected[n])
-            lake.delete(staging)
-            raise RuntimeError(f"archive {report.key} failed verification for {len(bad)} file(s) "
-                               f"(e.g. {bad[:3]}); the raw files are kept")
+        payload = expected = None
+        if engine is not None and engine.name == "spark":
+            try:
+                payload, expected = _archive_on_spark(lake, report.key, staging, raw, kept, rows_of, engine)
+                report.written_by = "spark"
+            except _NotOnSpark as reason:
+                report.note = str(reason)
+        if payload is None:
+            payload, expected = _archive_here(lake, report.key, staging, raw, kept, rows_of)
+            report.written_by = "pandas"
         lake.move(staging, report.key)
         for name, key in raw_present.items():
             if name in expected:  # only files the verified archive holds
@@ -651,9 +641,41 @@ def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd
 Digests = dict[str, tuple[int, str]]
 
 
-def _archive_here(lake: Lake, key: str, raw: dict[str, str], kept: list[str], engine: Engine | None
-                  ) -> tuple[bytes, Digests, Callable[[str], Digests]]:
-    """The archive built in this process: (gzipped CSV, digests of its rows, read-back digests)."""
+class _NotOnSpark(Exception):
+    """Why a block meant for Spark is archived in this process instead."""
+
+
+def _verify(lake: Lake, key: str, staging: str, payload: bytes, expected: Digests, kept: list[str],
+            rows_of: dict[str, int], read_back: Callable[[str], Digests]) -> None:
+    """Refuse an archive that would lose a file or rows; store it at ``staging`` and check what
+    reads back from there, file by file. Raises ``RuntimeError`` (staging removed)."""
+    missing = [name for name in kept if name not in expected]
+    if missing:
+        raise RuntimeError(
+            f"accepted file {missing[0]} is neither in raw/ nor in {key}: refusing to write an "
+            "archive that would lose it; restore the file into raw/ and re-run"
+        )
+    for name, (rows, _) in expected.items():
+        if rows != rows_of[name]:
+            raise RuntimeError(f"{name}: {rows} rows prepared for the archive, the manifest says "
+                               f"{rows_of[name]}; nothing was deleted")
+    lake.write_bytes(staging, payload)
+    try:
+        readback = read_back(staging)
+    except Exception as error:  # an archive that cannot be read back failed verification too
+        lake.delete(staging)
+        raise RuntimeError(f"archive {key} failed verification: it cannot be read back "
+                           f"({type(error).__name__}); the raw files are kept") from error
+    if readback != expected:
+        bad = sorted(n for n in expected if readback.get(n) != expected[n])
+        lake.delete(staging)
+        raise RuntimeError(f"archive {key} failed verification for {len(bad)} file(s) "
+                           f"(e.g. {bad[:3]}); the raw files are kept")
+
+
+def _archive_here(lake: Lake, key: str, staging: str, raw: dict[str, str], kept: list[str],
+                  rows_of: dict[str, int]) -> tuple[bytes, Digests]:
+    """The archive built and verified in this process; returns it and its per-file digests."""
     previous = _read_archive(lake, key) if kept and lake.exists(key) else None
     parts = []
     for name in sorted([*raw, *kept]):
@@ -665,27 +687,48 @@ def _archive_here(lake: Lake, key: str, raw: dict[str, str], kept: list[str], en
             parts.append(previous[previous["source_file"] == name])
     frame = pd.concat(parts, ignore_index=True)
     payload = gzip.compress(frame.to_csv(index=False).encode(), compresslevel=6)
-    return payload, _file_digests(frame), lambda staged: _file_digests(_read_archive(lake, staged))
+    expected = _file_digests(frame)
+    _verify(lake, key, staging, payload, expected, kept, rows_of,
+            lambda staged: _file_digests(_read_archive(lake, staged)))
+    return payload, expected
 
 
-def _archive_on_spark(lake: Lake, key: str, raw: dict[str, str], kept: list[str], engine: Engine
-                      ) -> tuple[bytes, Digests, Callable[[str], Digests]]:
-    """The same on Spark; a lake that is not a local folder is copied to a scratch folder first
-    (Spark reads it there)."""
+def _archive_on_spark(lake: Lake, key: str, staging: str, raw: dict[str, str], kept: list[str],
+                      rows_of: dict[str, int], engine: Engine) -> tuple[bytes, Digests]:
+    """The archive written by Spark and verified against this platform's parser (raw files) and
+    the earlier verified archive (kept files). Raises ``_NotOnSpark`` to have it written here."""
     from pipeline.events import spark_archive
 
     spark = engine.session()
+    master = spark.conf.get("spark.master", "")
+    if not master.startswith("local"):
+        # Executors read and write files here: only a local master shares this machine's disk.
+        raise _NotOnSpark(f"archived in this process: the Spark master {master!r} is not local, and "
+                          "executors cannot read the lake's files through this process's filesystem")
     with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
         files = [_local_path(lake, raw_key, Path(scratch) / "raw" / name) for name, raw_key in raw.items()]
         previous = _local_path(lake, key, Path(scratch) / "previous.csv.gz") if kept and lake.exists(key) else None
-        part, expected = spark_archive.write_archive(spark, files, previous, kept, Path(scratch) / "out")
+        try:
+            part, from_spark = spark_archive.write_archive(spark, files, previous, kept, Path(scratch) / "out")
+        except Exception as error:  # e.g. a value Spark's CSV reader refuses to parse
+            raise _NotOnSpark(f"archived in this process: Spark could not read the block "
+                              f"({type(error).__name__})") from error
         payload = part.read_bytes()
+        # The reference for raw files is the platform's own parser (Arrow), not Spark's reading.
+        expected = {name: from_spark[name] for name in kept if name in from_spark}
+        for name, path in zip(raw, files):
+            table = transform.read_table(path.read_bytes(), name)
+            expected[name] = (table.num_rows, transform.rows_digest(table))
 
     def read_back(staged: str) -> Digests:
         with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
             return spark_archive.archive_digests(spark, _local_path(lake, staged, Path(scratch) / "archive.csv.gz"))
 
-    return payload, expected, read_back
+    try:
+        _verify(lake, key, staging, payload, expected, kept, rows_of, read_back)
+    except RuntimeError as error:
+        raise _NotOnSpark(f"archived in this process: the archive Spark wrote did not verify ({error})") from error
+    return payload, expected
 
 
 def _local_path(lake: Lake, key: str, scratch: Path) -> Path:

@@ -2,10 +2,9 @@
 archive of the block keeps, written as one gzipped CSV without the rows passing through the driver.
 
 Spark reads the files, orders the rows (files by name, rows by line), writes the archive and,
-once it is stored, reads it back; the driver only receives (rows, digest) per file. A file's
-digest is the SHA-256 of its rows in order, each row as the JSON array of its text values (a
-missing value is empty text, as the pandas path reads it), so it is computed the same way from
-the sources and from the written archive. No Dagster here.
+once it is stored, reads it back; the driver only receives (rows, digest) per file and compares
+them with ``transform.rows_digest`` of each raw file as the platform's own parser reads it, so
+Spark's CSV reading is checked, not trusted. Digests here are the same bytes as there. No Dagster.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ from pipeline.events.schema import COLUMNS
 
 SOURCE = "source_file"
 # RFC 4180 quoting (a quote inside a value is doubled), every value as text, whitespace kept.
-_READ = {"header": "true", "escape": '"', "quote": '"', "mode": "FAILFAST", "inferSchema": "false"}
+_READ = {"header": "true", "escape": '"', "quote": '"', "mode": "FAILFAST", "inferSchema": "false",
+         "unescapedQuoteHandling": "RAISE_ERROR"}
 _WRITE = {"header": "true", "escape": '"', "quote": '"', "ignoreLeadingWhiteSpace": "false",
           "ignoreTrailingWhiteSpace": "false", "compression": "gzip"}
 
@@ -56,12 +56,14 @@ def _archived_rows(spark: SparkSession, archive: Path) -> DataFrame:
 
 
 def digests(rows: DataFrame) -> dict[str, tuple[int, str]]:
-    """source_file -> (rows, digest of its rows in ``_row`` order)."""
-    line = F.to_json(F.array(*[F.coalesce(F.col(c), F.lit("")) for c in COLUMNS]))
+    """source_file -> (rows, ``transform.rows_digest`` of its rows in ``_row`` order)."""
+    values = [F.coalesce(F.col(c), F.lit("")) for c in COLUMNS]
+    line = F.concat(F.concat_ws(",", *[F.concat(F.octet_length(v).cast("string"), F.lit(":"), v) for v in values]),
+                    F.lit("\n"))
     ordered = F.sort_array(F.collect_list(F.struct(F.col("_row"), line.alias("line"))))
     per_file = rows.groupBy(SOURCE).agg(
         F.count(F.lit(1)).alias("n"),
-        F.sha2(F.concat_ws("\n", F.transform(ordered, lambda item: item["line"])), 256).alias("sha"))
+        F.sha2(F.concat_ws("", F.transform(ordered, lambda item: item["line"])), 256).alias("sha"))
     return {r[SOURCE]: (int(r["n"]), r["sha"]) for r in per_file.collect()}
 
 
@@ -70,8 +72,8 @@ def write_archive(spark: SparkSession, files: Sequence[Path], previous: Path | N
     """Write into ``out_dir`` the archive of the raw ``files`` (each named as landed) and of the
     ``kept`` files' rows in the ``previous`` archive, files in name order, rows in line order.
 
-    Returns the gzipped CSV and the digests of the rows meant to be in it (a kept file missing
-    from ``previous`` is simply absent: the caller refuses to archive without it).
+    Returns the gzipped CSV and the digests of the rows Spark read (a kept file missing from
+    ``previous`` is simply absent: the caller refuses to archive without it).
     """
     parts = [_raw_rows(spark, files)] if files else []
     if kept and previous is not None:

@@ -47,11 +47,6 @@ def _first(top: pd.DataFrame, column: str) -> str:
     return str(top.iloc[0][column]) if len(top) else "none"
 
 
-def _utc_text(stamps: pd.Series) -> pd.Series:
-    # ISO text keeps microseconds through COPY (copy_frame's date format stops at seconds).
-    return stamps.map(lambda t: t.isoformat())
-
-
 def find_dump(lake: Lake, month: Month) -> tuple[str, str]:
     """The month's dump key and format; a clear error when there is none or two."""
     found = [(month.dump_key(fmt), fmt) for fmt in FORMATS if lake.exists(month.dump_key(fmt))]
@@ -125,7 +120,7 @@ def build_assets(partitions: dg.MonthlyPartitionsDefinition, top_n: int) -> list
 
         ingested_at = pd.Timestamp.now(tz="UTC").isoformat()
         stamp = {"_year": month.year, "_month": month.month, "ingested_at": ingested_at}
-        frames = {EVENTS: prepared.events.assign(timestamp=_utc_text(prepared.events["timestamp"]), **stamp)}
+        frames = {EVENTS: prepared.events.assign(**stamp)}
         for name, frame in transform.aggregate_month(prepared.events).items():
             frames[ANALYSES[name].counts] = frame.assign(**stamp)
         record = pd.DataFrame([{**stamp, "rows": len(prepared.events), "source_key": source_key,

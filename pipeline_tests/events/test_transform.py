@@ -8,6 +8,7 @@ aggregated directly.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import random
 
 import numpy as np
@@ -29,6 +30,8 @@ from pipeline.events.transform import (
     merge_partials,
     metric_columns,
     read_events,
+    read_table,
+    rows_digest,
     to_hour,
     validate,
 )
@@ -565,3 +568,18 @@ def test_hours_merged_from_minutes_equal_hours_aggregated_directly(events):
         merged = merge_partials(to_hour(per_minute), event, dimension, "hour")
         direct = aggregate(direct_rows[event], event, dimension, time_col="hour")
         pd.testing.assert_frame_equal(merged, direct, check_exact=True)
+
+
+def test_rows_digest_is_the_length_prefixed_rows_of_the_file():
+    # Another column order, a quoted separator, a missing value and a multi-byte character: the
+    # digest is over the values as parsed, in COLUMNS order, missing as empty, lengths in bytes.
+    data = ("user_session,event_time,event_type,product_id,category_id,category_code,brand,price,user_id\n"
+            's1,2019-10-01 00:00:01 UTC,view,1,2,,"a,b",1.5,3\n'
+            ",2019-10-01 00:00:02 UTC,purchase,4,5,c.d,\u00e9,2,6\n").encode()
+    rows = [["2019-10-01 00:00:01 UTC", "view", "1", "2", "", "a,b", "1.5", "3", "s1"],
+            ["2019-10-01 00:00:02 UTC", "purchase", "4", "5", "c.d", "\u00e9", "2", "6", ""]]
+    text = "".join(",".join(f"{len(v.encode())}:{v}" for v in row) + "\n" for row in rows)
+    table = read_table(data, "2019-10-01-00-00-00-a.csv")
+    assert rows_digest(table) == hashlib.sha256(text.encode()).hexdigest()
+    assert rows_digest(table.slice(1)) == hashlib.sha256(text.split("\n", 1)[1].encode()).hexdigest()
+    assert rows_digest(table.slice(0, 0)) == hashlib.sha256(b"").hexdigest()
