@@ -298,12 +298,18 @@ def _scaling_md(points: list[dict]) -> list[str]:
             "(the fixed part: Dagster runs, rankings, dashboard, code loading)."
         )
         base_mib, mib_per_million = linear_fit(good, "peak_bytes")
+        peaks = [p["peak_bytes"] / MIB for p in good]
+        growth = (
+            f"Peak memory grows by about {mib_per_million / MIB:,.0f} MiB per million events "
+            f"(from {base_mib / MIB:,.0f} MiB)"
+            if mib_per_million / MIB >= 1
+            else f"Peak memory does not grow with the events ({min(peaks):,.0f}-{max(peaks):,.0f} MiB)"
+        )
         lines += [
             "",
-            f"Peak memory grows by about {mib_per_million / MIB:,.0f} MiB per million events "
-            f"(from {base_mib / MIB:,.0f} MiB): a backfill recomputes an hour's changed minutes together "
-            "(`processing.recompute_minutes` concatenates their cleaned rows), so memory follows the "
-            "events of one hour partition.",
+            f"{growth}: t1 computes a backfill in chunks of whole minutes of at most "
+            "`processing.CHUNK_ROWS` rows, and claiming holds a few files at a time, so memory is "
+            "bounded by the chunk, not by the backfill.",
         ]
     return lines
 
