@@ -1,10 +1,11 @@
 """Archives on Spark (``PIPELINE_ENGINE=spark``): a block's raw files, plus the rows an earlier
-archive of the block keeps, written as one gzipped CSV without the rows passing through the driver.
+archive of the block keeps, written as one gzipped CSV by Spark, not by the driver.
 
 Spark reads the files, orders the rows (files by name, rows by line), writes the archive and,
-once it is stored, reads it back; the driver only receives (rows, digest) per file and compares
-them with ``transform.rows_digest`` of each raw file as the platform's own parser reads it, so
-Spark's CSV reading is checked, not trusted. Digests here are the same bytes as there. No Dagster.
+once it is stored, reads it back; the driver receives (rows, digest) per file and compares them
+with ``transform.rows_digest`` of each raw file as the platform's own parser reads it (one file
+at a time), so Spark's CSV reading is checked, not trusted. Digests here are the same bytes as
+there. No Dagster.
 """
 
 from __future__ import annotations
