@@ -45,13 +45,13 @@ def build_event_assets(settings: Settings) -> list:
         backfill_policy=single_run,
         group_name=GROUP,
         owners=OWNERS,
-        kinds={"csv", "parquet"},
+        kinds={"csv", "arrow"},
         pool="events_ingest",
         metadata={"lake_prefixes": "landing/ -> raw/<hour>/, staged/<hour>/, manifests/<hour>.json, quarantine/"},
     )
     def raw_files(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
         """Claims the hour's landed files: validates each, moves it to raw/, stages its accepted
-        rows as Parquet and records name, size, checksum and row counts in the hour's manifest.
+        rows (Arrow IPC) and records name, size, checksum and row counts in the hour's manifest.
         Unusable files go to quarantine/ with a reason; identical re-landings are dropped."""
         store, db = lake.get(), warehouse.get()
         total = processing.ClaimReport()
