@@ -96,3 +96,16 @@ def s3_lake(s3_endpoint: str) -> S3Lake:
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket=bucket)
     return S3Lake(f"s3://{bucket}/lake", client=client)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A local Spark session for a test module (Spark tests only ask for it)."""
+    from pipeline.resources.spark import local_session
+
+    session = local_session("local[2]")
+    # A conversion that falls back from Arrow to row-by-row Python must fail the test, not hide.
+    session.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
+    session.conf.set("spark.sql.shuffle.partitions", "2")  # small data: fewer, cheaper tasks
+    yield session
+    session.stop()

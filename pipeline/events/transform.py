@@ -130,7 +130,7 @@ def rows_digest(raw: pa.Table) -> str:
         values = pc.fill_null(_as_text(raw.column(name)), "")
         fields.append(pc.binary_join_element_wise(pc.cast(pc.binary_length(values), pa.string()), values, ":"))
     rows = pc.binary_join_element_wise(*fields, pa.scalar(",")).combine_chunks()
-    lines = pc.binary_join_element_wise(rows, pa.array([""] * len(rows)), "\n") if len(rows) else rows
+    lines = pc.binary_join_element_wise(rows, "", "\n")  # each row followed by a newline
     digest = hashlib.sha256()
     if len(lines):
         offsets = np.frombuffer(lines.buffers()[1], np.int32)[lines.offset:lines.offset + len(lines) + 1]

@@ -41,16 +41,10 @@ PANDAS = PandasEngine()
 
 
 @pytest.fixture(scope="module")
-def engine():
+def engine(spark):
     from pipeline.b2b.spark_transform import SparkEngine
-    from pipeline.resources.spark import local_session
 
-    session = local_session("local[2]")
-    # A conversion that falls back from Arrow to row-by-row Python must fail the test, not hide.
-    session.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
-    session.conf.set("spark.sql.shuffle.partitions", "2")  # small data: fewer, cheaper tasks
-    yield SparkEngine(session=session)
-    session.stop()
+    return SparkEngine(session=spark)
 
 
 @pytest.fixture(scope="module")

@@ -31,16 +31,10 @@ NAN = float("nan")
 
 
 @pytest.fixture(scope="module")
-def engine():
+def engine(spark):
     from pipeline.basket.spark_transform import SparkEngine
-    from pipeline.resources.spark import local_session
 
-    session = local_session("local[2]")
-    # A conversion that falls back from Arrow to row-by-row Python must fail the test, not hide.
-    session.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
-    session.conf.set("spark.sql.shuffle.partitions", "2")  # small data: fewer, cheaper tasks
-    yield SparkEngine(session=session)
-    session.stop()
+    return SparkEngine(session=spark)
 
 
 def _stored(frame: pd.DataFrame) -> pd.DataFrame:

@@ -46,17 +46,6 @@ TIES = HEADER + "".join(f"2019-10-01 01:05:{row}\n" for row in [
 TIES_NAME = "2019-10-01-01-05-00-ties.csv"
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from pipeline.resources.spark import local_session
-
-    session = local_session("local[2]")
-    # A conversion that falls back from Arrow to row-by-row Python must fail the test, not hide.
-    session.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
-    yield session
-    session.stop()
-
-
 def _cleaned(files: list[tuple[str, bytes]], via_lake: bool = True) -> pd.DataFrame:
     """Accepted rows as t1 reads them: parsed, validated, cleaned and (by default) staged and read
     back as in the lake."""
