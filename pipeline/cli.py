@@ -150,7 +150,7 @@ def cmd_backfill(args) -> int:
 def cmd_status(args) -> int:
     from psycopg import sql
 
-    from pipeline.events.processing import newest_t1_minute
+    from pipeline.events.clock import newest_t1_minute
     from pipeline.events.tables import all_tables
     from pipeline.resources.warehouse import Warehouse, embedded_server_url
 

@@ -19,21 +19,24 @@ from .config import BasketConfig
 
 GROUP = "basket"
 OWNERS = ["team:analytics"]
+REFERENCE = dg.AssetKey([GROUP, "reference"])
+ORDERS = dg.AssetKey([GROUP, "orders"])
 
 
 def build_input_assets(
     partitions_def: dg.PartitionsDefinition, config: BasketConfig
 ) -> list[dg.AssetsDefinition]:
-    """``basket_reference`` and ``basket_orders``; built here because the partitions and the
+    """``basket/reference`` and ``basket/orders``; built here because the partitions and the
     audit's bounds come from the environment."""
 
     @dg.asset(
+        key=REFERENCE,
         group_name=GROUP,
         kinds={"postgres"},
         owners=OWNERS,
-        check_specs=checks.check_specs("basket_reference"),
+        check_specs=checks.check_specs(REFERENCE),
     )
-    def basket_reference(context: dg.AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource):
+    def reference(context: dg.AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource):
         """Departments, aisles and products pushed to basket/reference/<table>.csv; audited, then
         replacing basket.departments, basket.aisles and basket.products in one transaction."""
         wh, lk = warehouse.get(), lake.get()
@@ -50,7 +53,7 @@ def build_input_assets(
         staged = {t: files.stage(lk, t, [pushed[files.reference_key(t)]]) for t in schema.REFERENCE_TABLES}
         published = {t: wh.row_count(tables.RAW[t]) for t in schema.REFERENCE_TABLES}
         results = checks.audit_reference(staged, published, config)
-        yield from _fail_unless_passed(results, "basket_reference")
+        yield from _fail_unless_passed(results, REFERENCE.to_user_string())
         rows = {}
         with wh.connect() as conn, conn.transaction():
             for table in schema.REFERENCE_TABLES:
@@ -59,14 +62,15 @@ def build_input_assets(
         yield dg.MaterializeResult(metadata=_rows_metadata(rows), check_results=results)
 
     @dg.asset(
+        key=ORDERS,
         group_name=GROUP,
         kinds={"postgres"},
         owners=OWNERS,
         partitions_def=partitions_def,
-        deps=[basket_reference],  # its referential-integrity check reads the published products
-        check_specs=checks.check_specs("basket_orders"),
+        deps=[reference],  # its referential-integrity check reads the published products
+        check_specs=checks.check_specs(ORDERS),
     )
-    def basket_orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource):
+    def orders(context: dg.AssetExecutionContext, warehouse: WarehouseResource, lake: LakeResource):
         """One day of streamed orders and order products (basket/stream/<table>/<day>/, CSV or JSON
         lines); audited, then replacing that day's slice of basket.orders and basket.order_products
         in one transaction."""
@@ -75,7 +79,7 @@ def build_input_assets(
         wh.ensure(tables.ALL)
         staged = {t: files.stage(lk, t, lk.list(files.stream_prefix(t, day))) for t in schema.STREAM_TABLES}
         results = checks.audit_orders(staged, day, wh, config)
-        yield from _fail_unless_passed(results, f"basket_orders {day}")
+        yield from _fail_unless_passed(results, f"{ORDERS.to_user_string()} {day}")
         rows = {}
         with wh.connect() as conn, conn.transaction():
             for table in schema.STREAM_TABLES:
@@ -87,7 +91,7 @@ def build_input_assets(
         metadata = {**_rows_metadata(rows), "files": sum(s.files for s in staged.values())}
         yield dg.MaterializeResult(metadata=metadata, check_results=results)
 
-    return [basket_reference, basket_orders]
+    return [reference, orders]
 
 
 def _fail_unless_passed(results: list[dg.AssetCheckResult], what: str):
@@ -114,9 +118,9 @@ def _rows_metadata(rows: dict[str, int]) -> dict:
 
 def build_feature_assets(engine: transform.FeatureEngine) -> list[dg.AssetsDefinition]:
     """The six feature assets, computed by ``engine`` (pandas or Spark, chosen by the definitions)."""
-    feature = dict(group_name=GROUP, kinds={engine.name, "parquet", "postgres"}, owners=OWNERS)
+    feature = dict(group_name=GROUP, key_prefix=[GROUP], kinds={engine.name, "parquet", "postgres"}, owners=OWNERS)
 
-    @dg.asset(deps=["basket_orders"], **feature)
+    @dg.asset(deps=[ORDERS], **feature)
     def order_products_prior(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
         """Products of every prior order with their order's columns: the base of the per-product features."""
         wh = warehouse.get()
@@ -125,7 +129,7 @@ def build_feature_assets(engine: transform.FeatureEngine) -> list[dg.AssetsDefin
         products = tables.read_table(wh, tables.RAW["order_products"], schema.columns("order_products"))
         return _publish("order_products_prior", engine.order_products_prior(orders, products), wh, lake.get())
 
-    @dg.asset(deps=["basket_orders"], **feature)
+    @dg.asset(deps=[ORDERS], **feature)
     def user_features_1(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
         """Per user, over all orders (every eval set): order count and days between orders."""
         wh = warehouse.get()
@@ -157,10 +161,11 @@ def build_feature_assets(engine: transform.FeatureEngine) -> list[dg.AssetsDefin
     @dg.asset(
         deps=[up_features, user_features_1, user_features_2, prd_features],
         group_name=GROUP,
+        key_prefix=[GROUP],
         kinds={engine.name, "csv"},
         owners=OWNERS,
     )
-    def basket_features_csv(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
+    def features_csv(warehouse: WarehouseResource, lake: LakeResource) -> dg.MaterializeResult:
         """The model's input: one row per (user, product) with the 16 features, one CSV with header
         under basket/final/<day>/, where <day> is the newest day of published orders (so a rerun on
         the same data rewrites the same file)."""
@@ -168,7 +173,7 @@ def build_feature_assets(engine: transform.FeatureEngine) -> list[dg.AssetsDefin
         wh.ensure(tables.ALL)
         day = tables.newest_day(wh)
         if day is None:
-            raise dg.Failure("no orders are published yet: materialize basket_orders for a day first.")
+            raise dg.Failure("no orders are published yet: materialize basket/orders for a day first.")
         frame = engine.basket_features(
             _read(lk, "up_features"),
             _read(lk, "user_features_1"),
@@ -192,7 +197,7 @@ def build_feature_assets(engine: transform.FeatureEngine) -> list[dg.AssetsDefin
         user_features_2,
         up_features,
         prd_features,
-        basket_features_csv,
+        features_csv,
     ]
 
 

@@ -1,6 +1,6 @@
 """The audit as blocking Dagster asset checks, evaluated by the loading assets before they publish.
 
-Write-audit-publish: ``basket_reference`` and ``basket_orders`` stage their files, run these
+Write-audit-publish: ``basket/reference`` and ``basket/orders`` stage their files, run these
 checks on the staged rows (plus what the warehouse already holds), and replace their tables
 only when every check passes. A failed check fails the asset, so the features downstream do
 not run and the warehouse keeps its previous, audited rows. Checking after the load instead
@@ -38,7 +38,7 @@ CHECKS: dict[str, str] = {
 }
 
 
-def check_specs(asset: str) -> list[dg.AssetCheckSpec]:
+def check_specs(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     # Not partitioned (that is a preview feature in Dagster 1.13): each day's results carry the day.
     return [
         dg.AssetCheckSpec(name, asset=asset, description=text, blocking=True) for name, text in CHECKS.items()

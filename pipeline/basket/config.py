@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 |---|---|---|
-| ``PIPELINE_BASKET_START`` | ``2024-01-01`` | first daily partition of ``basket_orders`` (ISO date) |
+| ``PIPELINE_BASKET_START`` | ``2024-01-01`` | first daily partition of ``basket/orders`` (ISO date) |
 | ``PIPELINE_BASKET_MIN_ROWS`` | ``1`` | fewest rows a day (per stream table) or a reference table may hold |
 | ``PIPELINE_BASKET_DAY_RATIO`` | ``0.5,2.0`` | allowed band for a day's rows divided by the previous day's |
 """

@@ -15,7 +15,7 @@ from pipeline.resources.lake import LakeResource
 from . import files, schema
 from .config import BasketConfig
 
-REFERENCE_ASSET = dg.AssetKey("basket_reference")
+REFERENCE_ASSET = dg.AssetKey(["basket", "reference"])
 
 
 def build_stream_sensor(
@@ -28,12 +28,12 @@ def build_stream_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def basket_stream_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
-        """Lists basket/stream/ page by page and requests a basket_orders run for every day whose
+        """Lists basket/stream/ page by page and requests a basket/orders run for every day whose
         file set changed since the last tick. The cursor maps each day to its file set's digest;
         files that name no table and day are quarantined."""
         if context.instance.get_latest_materialization_event(REFERENCE_ASSET) is None:
             # Orders are audited against the published products: without them every day would fail.
-            return dg.SkipReason("waiting for basket_reference to be materialized once")
+            return dg.SkipReason("waiting for basket/reference to be materialized once")
         lk = lake.get()
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         today = dt.datetime.now(dt.UTC).date().isoformat()
@@ -72,7 +72,7 @@ def build_reference_sensor(job, *, interval_seconds: int) -> dg.SensorDefinition
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
     def basket_reference_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
-        """Requests a basket_reference run once all three reference files are pushed, and again
+        """Requests a basket/reference run once all three reference files are pushed, and again
         whenever one of them changes; the cursor is the digest of the last set loaded."""
         expected = {files.reference_key(t) for t in schema.REFERENCE_TABLES}
         pushed = [obj for obj in lake.get().list(files.REFERENCE_PREFIX) if obj.key in expected]

@@ -18,8 +18,8 @@ from pipeline.resources.warehouse import WarehouseResource
 
 GROUP = "clickstream"
 OWNERS = ["team:analytics"]
-DAILY = dg.AssetKey("clickstream_daily_clicks")
-REPORT = dg.AssetKey("clickstream_report")
+DAILY = dg.AssetKey([GROUP, "daily_clicks"])
+REPORT = dg.AssetKey([GROUP, "report"])
 
 REPORT_SCHEMA = dg.TableSchema(
     columns=[

@@ -1,23 +1,29 @@
 """Event assets: raw files -> t1 minutes -> t2 hours -> rankings, archives and retention.
 
-Thin wrappers: the work is in :mod:`pipeline.events.processing`; these declare partitions,
+Thin wrappers: the work of each asset is in the module named after it (``claim``, ``minutes``,
+``hours``, ``rankings``, ``archive``, ``retention``); these declare partitions,
 dependencies, checks, automation and metadata, and take their resources by injection.
 """
 
 import dagster as dg
 import pandas as pd
 
-from pipeline.events import checks, processing
+from pipeline.events import checks, layout
+from pipeline.events.keys import GROUP, OWNERS
+from pipeline.events.archive import archive_block
+from pipeline.events.claim import ClaimReport, claim_hour
+from pipeline.events.hours import clear_pending_if_current, rebuild_hours
+from pipeline.events.minutes import recompute_minutes
+from pipeline.events.rankings import rebuild_rankings
+from pipeline.events.retention import apply_t1_retention, apply_t2_retention
 from pipeline.events.dashboard_asset import build_dashboard_asset
-from pipeline.events.engine import Engine, get_engine
+from pipeline.events.engine import Engine, get_engine, hour_chunks
 from pipeline.events.partitions import archive_partitions, hourly_partitions
 from pipeline.events.tables import all_tables, pairs, rank_table, t1_table, t2_table
 from pipeline.resources.lake import Lake, LakeResource
 from pipeline.resources.warehouse import Warehouse, WarehouseResource
 from pipeline.settings import Settings
 
-GROUP = "events"
-OWNERS = ["team:data-platform"]
 # Higher runs first (dagster/priority): live minutes, then backlog, then housekeeping.
 PRIORITY_LIVE, PRIORITY_BACKLOG, PRIORITY_ARCHIVE, PRIORITY_RETENTION = 10, 0, -5, -10
 
@@ -25,7 +31,7 @@ PRIORITY_LIVE, PRIORITY_BACKLOG, PRIORITY_ARCHIVE, PRIORITY_RETENTION = 10, 0, -
 def partition_hours(context: dg.AssetExecutionContext) -> list[pd.Timestamp]:
     """The hours of this run: one partition, or a whole range in a single-run backfill."""
     window = context.partition_time_window
-    return processing.block_hours(pd.Timestamp(window.start).tz_convert("UTC"), pd.Timestamp(window.end).tz_convert("UTC"))
+    return layout.block_hours(pd.Timestamp(window.start).tz_convert("UTC"), pd.Timestamp(window.end).tz_convert("UTC"))
 
 
 def _table_metadata(names: list[str]) -> dict:
@@ -44,6 +50,7 @@ def build_event_assets(settings: Settings) -> list:
         partitions_def=hourly,
         backfill_policy=single_run,
         group_name=GROUP,
+        key_prefix=[GROUP],
         owners=OWNERS,
         kinds={"csv", "arrow"},
         pool="events_ingest",
@@ -54,10 +61,10 @@ def build_event_assets(settings: Settings) -> list:
         rows (Arrow IPC) and records name, size, checksum and row counts in the hour's manifest.
         Unusable files go to quarantine/ with a reason; identical re-landings are dropped."""
         store, db = lake.get(), warehouse.get()
-        total = processing.ClaimReport()
+        total = ClaimReport()
         for hour in partition_hours(context):
-            with db.advisory_lock(processing.hour_lock_name(hour)):
-                total.merge(processing.claim_hour(store, hour, settings.landing_page_size))
+            with db.advisory_lock(layout.hour_lock_name(hour)):
+                total.merge(claim_hour(store, hour, settings.landing_page_size))
         for name, reason in total.quarantined.items():
             context.log.warning(f"quarantined {name}: {reason}")
         if total.rejected_rows:
@@ -77,6 +84,7 @@ def build_event_assets(settings: Settings) -> list:
         backfill_policy=single_run,
         deps=[raw_files],
         group_name=GROUP,
+        key_prefix=[GROUP],
         owners=OWNERS,
         kinds={"postgres", settings.engine, "parquet"},
         pool="events_ingest",
@@ -90,8 +98,8 @@ def build_event_assets(settings: Settings) -> list:
         is one computation. Keeps the minute aggregates in the lake so t2 can be rebuilt after
         t1 rows expire."""
         db.ensure(all_tables(settings.events, settings.dimensions))
-        reports = [processing.recompute_minutes(store, db, settings, chunk, engine)
-                   for chunk in processing.hour_chunks(partition_hours(context), engine)]
+        reports = [recompute_minutes(store, db, settings, chunk, engine)
+                   for chunk in hour_chunks(partition_hours(context), engine)]
         minutes = [m for r in reports for m in r.minutes]
         beyond = [m for r in reports for m in r.skipped_beyond_t2]
         if beyond:
@@ -113,6 +121,7 @@ def build_event_assets(settings: Settings) -> list:
         backfill_policy=single_run,
         deps=[t1_minute],
         group_name=GROUP,
+        key_prefix=[GROUP],
         owners=OWNERS,
         kinds={"postgres", settings.engine},
         pool="events_ingest",
@@ -124,13 +133,13 @@ def build_event_assets(settings: Settings) -> list:
         """Hour table: each hour is the merge of its minute aggregates from the lake, so it stays
         right for hours whose t1 rows have already expired; a backfill range is one merge."""
         hours = partition_hours(context)
-        rows = sum(processing.rebuild_hours(store, db, settings, chunk, engine)
-                   for chunk in processing.hour_chunks(hours, engine))
+        rows = sum(rebuild_hours(store, db, settings, chunk, engine)
+                   for chunk in hour_chunks(hours, engine))
         results = checks.t2_checks(store, db, settings, hours)
         if all(r.passed for r in results):
             for hour in hours:  # raw -> t1 -> t2 complete: the hour is no longer pending
-                with db.advisory_lock(processing.hour_lock_name(hour)):
-                    processing.clear_pending_if_current(store, db, settings, hour)
+                with db.advisory_lock(layout.hour_lock_name(hour)):
+                    clear_pending_if_current(store, db, settings, hour)
         return dg.MaterializeResult(
             metadata={"dagster/row_count": rows, "hours": len(hours)},
             check_results=results,
@@ -139,6 +148,7 @@ def build_event_assets(settings: Settings) -> list:
     @dg.asset(
         deps=[t1_minute],
         group_name=GROUP,
+        key_prefix=[GROUP],
         owners=OWNERS,
         kinds={"postgres"},  # merged and ranked in SQL, whatever the engine
         automation_condition=rankings_condition(),
@@ -149,7 +159,7 @@ def build_event_assets(settings: Settings) -> list:
         or views; the rank tables are replaced as a whole. Refreshed whenever t1 changes."""
         db = warehouse.get()
         db.ensure(all_tables(settings.events, settings.dimensions))
-        written, newest = processing.rebuild_rankings(db, settings)
+        written, newest = rebuild_rankings(db, settings)
         preview = checks.top_preview(db, settings)
         return dg.MaterializeResult(metadata={
             "dagster/row_count": written,
@@ -161,6 +171,7 @@ def build_event_assets(settings: Settings) -> list:
         partitions_def=archive_partitions(settings),
         deps=[dg.AssetDep(raw_files, partition_mapping=dg.TimeWindowPartitionMapping())],
         group_name=GROUP,
+        key_prefix=[GROUP],
         owners=OWNERS,
         kinds={"csv", settings.engine, *(["s3"] if settings.lake_url.startswith("s3://") else [])},
         pool="events_housekeeping",
@@ -172,7 +183,7 @@ def build_event_assets(settings: Settings) -> list:
         Written, read back and verified per file (rows and checksum) before the raw files are
         deleted; a late file re-archives its block."""
         window = context.partition_time_window
-        report = processing.archive_block(store, db, pd.Timestamp(window.start).tz_convert("UTC"),
+        report = archive_block(store, db, pd.Timestamp(window.start).tz_convert("UTC"),
                                           pd.Timestamp(window.end).tz_convert("UTC"), engine)
         if report.note:
             context.log.warning(report.note)
@@ -188,19 +199,21 @@ def build_event_assets(settings: Settings) -> list:
     @dg.asset(
         deps=[t1_minute],
         group_name=GROUP,
+        key_prefix=[GROUP],
         owners=OWNERS,
         kinds={"postgres"},
         pool="events_housekeeping",
     )
     def t1_retention(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         """Deletes t1 minutes older than PIPELINE_T1_RETENTION_HOURS before the newest t1 minute."""
-        deleted, cutoff = processing.apply_t1_retention(warehouse.get(), settings)
+        deleted, cutoff = apply_t1_retention(warehouse.get(), settings)
         return dg.MaterializeResult(metadata={"dagster/row_count": deleted, "deleted_rows": deleted,
                                               "cutoff": str(cutoff)})
 
     @dg.asset(
         deps=[t2_hour],
         group_name=GROUP,
+        key_prefix=[GROUP],
         owners=OWNERS,
         kinds={"postgres"},
         pool="events_housekeeping",
@@ -208,7 +221,7 @@ def build_event_assets(settings: Settings) -> list:
     def t2_retention(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
         """Deletes t2 hours (and staged rows) older than PIPELINE_T2_RETENTION_DAYS; archives and
         minute aggregates are kept."""
-        deleted, cutoff = processing.apply_t2_retention(lake.get(), warehouse.get(), settings)
+        deleted, cutoff = apply_t2_retention(lake.get(), warehouse.get(), settings)
         return dg.MaterializeResult(metadata={"dagster/row_count": deleted, "deleted_rows": deleted,
                                               "cutoff": str(cutoff)})
 

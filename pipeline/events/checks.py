@@ -12,7 +12,9 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
-from pipeline.events import processing
+from pipeline.events import clock, keys
+from pipeline.events.aggregates import from_long, read_aggregates
+from pipeline.events.minutes import MinuteReport
 from pipeline.events.tables import metric_names, pairs, rank_table, t1_table, t2_table
 from pipeline.resources.lake import Lake
 from pipeline.resources.warehouse import TableSpec, Warehouse
@@ -27,22 +29,22 @@ T2_UNIQUE = "t2_unique_keys"
 
 def t1_check_specs() -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(T1_RECONCILES, asset="t1_minute", blocking=True,
+        dg.AssetCheckSpec(T1_RECONCILES, asset=keys.T1_MINUTE, blocking=True,
                           description="Purchase count, GMV and deduplicated views of the recomputed minutes "
                                       "equal the totals of their accepted raw rows, in every t1 table."),
-        dg.AssetCheckSpec(T1_UNIQUE, asset="t1_minute", blocking=True,
+        dg.AssetCheckSpec(T1_UNIQUE, asset=keys.T1_MINUTE, blocking=True,
                           description="One row per (minute, key) in every t1 table for this partition."),
-        dg.AssetCheckSpec(T1_SCHEMA, asset="t1_minute", blocking=True,
+        dg.AssetCheckSpec(T1_SCHEMA, asset=keys.T1_MINUTE, blocking=True,
                           description="Every t1, t2 and rank table has exactly the columns of DESIGN section 4."),
     ]
 
 
 def t2_check_specs() -> list[dg.AssetCheckSpec]:
     return [
-        dg.AssetCheckSpec(T2_MATCHES, asset="t2_hour", blocking=True,
+        dg.AssetCheckSpec(T2_MATCHES, asset=keys.T2_HOUR, blocking=True,
                           description="Each t2 hour's totals equal the sum of its minute aggregates "
                                       "(and of its t1 rows while they are inside the t1 window)."),
-        dg.AssetCheckSpec(T2_UNIQUE, asset="t2_hour", description="One row per (hour, key) in every t2 table."),
+        dg.AssetCheckSpec(T2_UNIQUE, asset=keys.T2_HOUR, description="One row per (hour, key) in every t2 table."),
     ]
 
 
@@ -65,7 +67,7 @@ def _duplicates(conn, spec: TableSpec, time_col: str, times: list, dimension: st
     return int(conn.execute(query, ([t.to_pydatetime() for t in times],)).fetchone()[0])
 
 
-def t1_checks(db: Warehouse, settings: Settings, reports: list[processing.MinuteReport]) -> list[dg.AssetCheckResult]:
+def t1_checks(db: Warehouse, settings: Settings, reports: list[MinuteReport]) -> list[dg.AssetCheckResult]:
     minutes = [m for r in reports for m in r.in_window]
     expected: dict[str, list[float]] = {}
     for report in reports:
@@ -114,17 +116,17 @@ def schema_mismatches(conn, settings: Settings) -> list[str]:
 
 
 def t2_checks(lake: Lake, db: Warehouse, settings: Settings, hours: list[pd.Timestamp]) -> list[dg.AssetCheckResult]:
-    newest = processing.newest_t1_minute(db, settings)
+    newest = clock.newest_t1_minute(db, settings)
     mismatches, duplicates = [], {}
     with db.connect() as conn:
         for hour in hours:
-            long, _ = processing.read_aggregates(lake, hour)
-            t2_in_window = newest is None or hour > newest.floor("h") - pd.Timedelta(days=settings.t2_retention_days)
-            t1_in_window = newest is not None and hour > newest - pd.Timedelta(hours=settings.t1_retention_hours)
+            long, _ = read_aggregates(lake, hour)
+            t2_in_window = newest is None or hour > clock.t2_cutoff(newest, settings)
+            t1_in_window = newest is not None and hour > clock.t1_cutoff(newest, settings)
             for event, dimension in pairs(settings.events, settings.dimensions):
                 spec = t2_table(event, dimension)
                 got = _sums(conn, spec, "hour", [hour], event)
-                minutes = processing.from_long(long, event, dimension)
+                minutes = from_long(long, event, dimension)
                 want = _frame_sums(minutes, event) if t2_in_window else (0, 0.0)
                 sources = {"minute aggregates": want}
                 if t1_in_window and t2_in_window:

@@ -10,7 +10,8 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
-from pipeline.events import dashboard, layout, processing
+from pipeline.events import clock, dashboard, keys, layout
+from pipeline.events.keys import GROUP, OWNERS
 from pipeline.events.tables import all_tables, pairs, rank_table, t1_table, t2_table
 from pipeline.resources.lake import Lake, LakeResource, LocalLake
 from pipeline.resources.warehouse import TableSpec, Warehouse, WarehouseResource
@@ -67,8 +68,8 @@ def _quarantine(lake: Lake) -> tuple[pd.DataFrame, int]:
 
 def load_dashboard_data(lake: Lake, db: Warehouse, settings: Settings,
                         now: pd.Timestamp | None = None) -> dashboard.DashboardData:
-    newest = processing.newest_t1_minute(db, settings)
-    since = newest - pd.Timedelta(hours=settings.t1_retention_hours) if newest is not None else None
+    newest = clock.newest_t1_minute(db, settings)
+    since = clock.t1_cutoff(newest, settings) if newest is not None else None
     files = dashboard.manifest_frame(_window_manifests(lake, since))
     if since is not None:
         files = files[files["minute"] > since].reset_index(drop=True)
@@ -108,12 +109,10 @@ def cached_vega_bundle(lake: Lake) -> str:
 
 
 def build_dashboard_asset(settings: Settings) -> dg.AssetsDefinition:
-    # Imported here: the events assets module appends this asset to its list.
-    from pipeline.events.assets import GROUP, OWNERS
-
     @dg.asset(
         name="dashboard",
-        deps=["rankings"],
+        key_prefix=[GROUP],
+        deps=[keys.RANKINGS],
         group_name=GROUP,
         owners=OWNERS,
         kinds={"pandas", "html"},

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.events import transform
+from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -85,3 +86,17 @@ def get_engine(name: str, *, spark: Any = None, master: str = "local[*]") -> Eng
         ensure_java()  # fail here, with the fix in the message, rather than at the first rows
         return SparkEngine(lambda: local_session(master))
     raise ValueError(f"PIPELINE_ENGINE={name!r} is not valid: expected pandas or spark")
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The configured engine outside Dagster (a local Spark session when PIPELINE_ENGINE=spark)."""
+    return get_engine(settings.engine, master=settings.spark_master)
+
+
+def hour_chunks(hours: list[pd.Timestamp], engine: Engine) -> list[list[pd.Timestamp]]:
+    """A long backfill range in pieces: a day for pandas, a week for Spark (one job each).
+
+    Bounds memory and the advisory locks held at once (one per hour) however long the range.
+    """
+    size = 168 if engine.name == "spark" else 24
+    return [hours[i:i + size] for i in range(0, len(hours), size)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipeline.events import keys
 from pipeline.events.assets import PRIORITY_ARCHIVE, PRIORITY_RETENTION
 from pipeline.settings import Settings
 
@@ -22,22 +23,22 @@ def build_jobs(settings: Settings) -> list[dg.UnresolvedAssetJobDefinition]:
     return [
         dg.define_asset_job(
             INGEST_JOB,
-            selection=dg.AssetSelection.assets("raw_files", "t1_minute", "t2_hour"),
+            selection=dg.AssetSelection.assets(keys.RAW_FILES, keys.T1_MINUTE, keys.T2_HOUR),
             description="Claim an hour's landed files, recompute its changed minutes (t1) and its hour (t2).",
         ),
         dg.define_asset_job(
             ARCHIVE_JOB,
-            selection=dg.AssetSelection.assets("archive"),
+            selection=dg.AssetSelection.assets(keys.ARCHIVE),
             tags={"dagster/priority": str(PRIORITY_ARCHIVE), "clickflow/lane": "housekeeping"},
             description="Archive a settled block and delete its verified raw files.",
         ),
-        dg.define_asset_job(REFRESH_JOB, selection=dg.AssetSelection.assets("rankings", "dashboard"),
+        dg.define_asset_job(REFRESH_JOB, selection=dg.AssetSelection.assets(keys.RANKINGS, keys.DASHBOARD),
                             description="Re-rank the last 60 minutes and rebuild the dashboard from them."),
-        dg.define_asset_job(DASHBOARD_JOB, selection=dg.AssetSelection.assets("dashboard"),
+        dg.define_asset_job(DASHBOARD_JOB, selection=dg.AssetSelection.assets(keys.DASHBOARD),
                             description="Rebuild the HTML dashboard in the lake (dashboard/index.html)."),
         dg.define_asset_job(
             RETENTION_JOB,
-            selection=dg.AssetSelection.assets("t1_retention", "t2_retention"),
+            selection=dg.AssetSelection.assets(keys.T1_RETENTION, keys.T2_RETENTION),
             tags={"dagster/priority": str(PRIORITY_RETENTION), "clickflow/lane": "housekeeping"},
             description="Delete t1 and t2 rows older than their windows.",
         ),

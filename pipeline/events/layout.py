@@ -36,6 +36,16 @@ def slug(ts: pd.Timestamp) -> str:
     return pd.Timestamp(ts).tz_convert("UTC").strftime("%Y-%m-%d-%H")
 
 
+def hour_lock_name(hour: pd.Timestamp) -> str:
+    """The PostgreSQL advisory lock that serialises every read-compute-replace of one hour."""
+    return f"events-hour-{slug(hour)}"
+
+
+def block_hours(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
+    """The hours of ``[start, end)``: a run's partition range, an archive block."""
+    return list(pd.date_range(start, end, freq="h", inclusive="left"))
+
+
 def raw_key(hour: pd.Timestamp, name: str) -> str:
     return f"raw/{slug(hour)}/{name}"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import pandas as pd
 
-from pipeline.events import layout, processing, schema
+from pipeline.events import clock, keys, layout, schema
 from pipeline.events.assets import PRIORITY_ARCHIVE, PRIORITY_BACKLOG, PRIORITY_LIVE
 from pipeline.events.jobs import ARCHIVE_JOB, BACKLOG_TAG, HOUR_TAG, INGEST_JOB, RANGE_END_TAG, RANGE_START_TAG
 from pipeline.events.partitions import archive_partitions, hourly_partitions
@@ -199,7 +199,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     )
     def landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, warehouse: WarehouseResource):
         state = json.loads(context.cursor) if context.cursor else {}
-        newest = processing.newest_t1_minute(warehouse.get(), settings)
+        newest = clock.newest_t1_minute(warehouse.get(), settings)
         plan = plan_landing(lake.get(), settings, state.get("after", ""), newest,
                             hourly.get_last_partition_key())
         plan.pending = pending_hours(lake.get(), active_ingest_hours(context.instance), pd.Timestamp.now(tz="UTC"))
@@ -222,14 +222,14 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
                     "minus PIPELINE_ARCHIVE_SETTLE_MINUTES) that still has raw files.",
     )
     def archive_sensor(context: dg.SensorEvaluationContext, lake: LakeResource, warehouse: WarehouseResource):
-        newest = processing.newest_t1_minute(warehouse.get(), settings)
+        newest = clock.newest_t1_minute(warehouse.get(), settings)
         requests = [r for r in archive_requests(lake.get(), settings, newest)
                     if r.partition_key in archive_parts.get_partition_keys()]
         return dg.SensorResult(run_requests=requests)
 
     automation = dg.AutomationConditionSensorDefinition(
         "events_automation",
-        target=dg.AssetSelection.assets("rankings", "dashboard"),
+        target=dg.AssetSelection.assets(keys.RANKINGS, keys.DASHBOARD),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.sensor_interval_seconds,
         description="Refreshes the rankings when t1 changes, then the dashboard when the rankings change.",

@@ -102,14 +102,14 @@ def test_reference_one_day_and_features(graph, resources, warehouse, lake):
         for e in result.get_asset_materialization_events()
     }
     assert row_counts == {
-        "basket_reference": 7,
-        "basket_orders": 24,
-        "order_products_prior": 13,
-        "user_features_1": 4,
-        "user_features_2": 4,
-        "up_features": 7,
-        "prd_features": 3,
-        "basket_features_csv": 7,
+        "basket/reference": 7,
+        "basket/orders": 24,
+        "basket/order_products_prior": 13,
+        "basket/user_features_1": 4,
+        "basket/user_features_2": 4,
+        "basket/up_features": 7,
+        "basket/prd_features": 3,
+        "basket/features_csv": 7,
     }
     assert all(e.passed for e in result.get_asset_check_evaluations())
     assert len(result.get_asset_check_evaluations()) == 12
@@ -145,7 +145,7 @@ def test_failed_audit_blocks_the_features_and_publishes_nothing(graph, resources
 
     assert not result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == {"basket_reference"}  # basket_orders failed; no feature ran
+    assert materialized == {"basket/reference"}  # basket/orders failed; no feature ran
     failed = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
     assert set(failed) == {"columns_and_types", "referential_integrity"}
     integrity = failed["referential_integrity"].metadata

@@ -1,6 +1,6 @@
 """The Spark engine computes exactly the pandas engine's features: values, dtypes, row order.
 
-Input is the generator's (four days, staged and typed as ``basket_orders`` stages them), and a
+Input is the generator's (four days, staged and typed as ``basket/orders`` stages them), and a
 hand-made set full of the empty values and ties the audit would stop but the SQL must still
 get right. Every feature takes the pandas engine's upstream output, read back from Parquet as
 the assets read it, so a difference is pinned on one function. Doubles are compared exactly:
@@ -66,7 +66,7 @@ def _assert_same_features(engine, orders: pd.DataFrame, order_products: pd.DataF
 def test_the_settings_choose_the_engine_and_no_spark_starts():
     from pyspark import SparkContext
 
-    final = dg.AssetKey("basket_features_csv")
+    final = dg.AssetKey(["basket", "features_csv"])
     for engine in ("pandas", "spark"):
         defs = build_defs(Settings.from_env({"PIPELINE_ENGINE": engine}))
         features = next(s for a in defs.assets for s in a.specs if s.key == final)

@@ -26,9 +26,9 @@ def defs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def instance():
-    """One instance for the module (they take seconds to make), on which basket_reference was materialized."""
+    """One instance for the module (they take seconds to make), on which basket/reference was materialized."""
     with dg.instance_for_test() as instance:
-        instance.report_runless_asset_event(dg.AssetMaterialization("basket_reference"))
+        instance.report_runless_asset_event(dg.AssetMaterialization(["basket", "reference"]))
         yield instance
 
 
@@ -49,7 +49,7 @@ def test_stream_sensor_waits_for_the_reference(defs, lake):
     land(lake, "orders", "2024-01-02", "a.csv")
     with dg.instance_for_test() as fresh:
         result = tick(defs.resolve_sensor_def("basket_stream_sensor"), fresh, lake)
-    assert isinstance(result, dg.SkipReason) and "basket_reference" in result.skip_message
+    assert isinstance(result, dg.SkipReason) and "basket/reference" in result.skip_message
 
 
 def test_stream_sensor_requests_one_run_per_changed_day(defs, instance, lake):
@@ -148,16 +148,16 @@ def test_daily_schedule_runs_the_chain_at_2335_utc_for_that_day(defs, instance):
 def test_daily_job_holds_the_whole_chain(defs):
     job = defs.resolve_job_def("basket_daily_job")
     assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {
-        "basket_reference",
-        "basket_orders",
-        "order_products_prior",
-        "user_features_1",
-        "user_features_2",
-        "up_features",
-        "prd_features",
-        "basket_features_csv",
+        "basket/reference",
+        "basket/orders",
+        "basket/order_products_prior",
+        "basket/user_features_1",
+        "basket/user_features_2",
+        "basket/up_features",
+        "basket/prd_features",
+        "basket/features_csv",
     }
-    partitions = defs.resolve_assets_def("basket_orders").partitions_def
+    partitions = defs.resolve_assets_def(dg.AssetKey(["basket", "orders"])).partitions_def
     assert partitions.start.date() == dt.date(2024, 1, 1)
 
 

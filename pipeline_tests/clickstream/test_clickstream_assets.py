@@ -241,7 +241,7 @@ def test_bad_files_and_rows_are_quarantined_with_reasons_and_the_rest_is_counted
     rejected = pd.read_csv(io.StringIO(lake.read_text(rows_key)))
     assert rejected[["date", "reason"]].values.tolist() == [["soon", "date: not a date or epoch time"]]
 
-    daily = result.asset_materializations_for_node("clickstream_daily_clicks")[0].metadata
+    daily = result.asset_materializations_for_node("clickstream__daily_clicks")[0].metadata
     assert (daily["files_read"].value, daily["rows_read"].value, daily["rows_rejected"].value) == (4, 9, 1)
     # Sale on 01-01 comes only from rows.csv
     assert (CAT, "Sale", 1, 1, 1) in postgres_rows(resources, config)

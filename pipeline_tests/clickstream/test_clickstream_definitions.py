@@ -30,8 +30,8 @@ def test_the_packaged_configuration_builds_loadable_definitions(lake, monkeypatc
     defs = with_platform(build_defs(Settings.from_env(SETTINGS_ENV)), lake)
     dg.Definitions.validate_loadable(defs)
 
-    report = defs.resolve_assets_def("clickstream_report")
-    mapping = report.get_partition_mapping(dg.AssetKey("clickstream_daily_clicks"))
+    report = defs.resolve_assets_def(dg.AssetKey(["clickstream", "report"]))
+    mapping = report.get_partition_mapping(dg.AssetKey(["clickstream", "daily_clicks"]))
     assert (mapping.start_offset, mapping.end_offset) == (-6, 0)  # period 7: D-6 .. D
     assert report.partitions_def.get_first_partition_key() == "2024-01-01"
     assert report.metadata_by_key[report.key]["dagster/table_name"] == "clickstream.click_through_weekly"
@@ -54,9 +54,9 @@ def test_the_look_back_follows_the_configured_period(lake, tmp_path, monkeypatch
     path.write_text("[aggregation]\nperiod = 3\n")
     monkeypatch.setenv("PIPELINE_CLICKSTREAM_INI", str(path))
     report = with_platform(build_defs(Settings.from_env(SETTINGS_ENV)), lake).resolve_assets_def(
-        "clickstream_report"
+        dg.AssetKey(["clickstream", "report"])
     )
-    assert report.get_partition_mapping(dg.AssetKey("clickstream_daily_clicks")).start_offset == -2
+    assert report.get_partition_mapping(dg.AssetKey(["clickstream", "daily_clicks"])).start_offset == -2
 
 
 def test_a_bad_ini_stops_the_code_location_naming_the_key(tmp_path, monkeypatch):

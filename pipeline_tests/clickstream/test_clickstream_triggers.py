@@ -208,7 +208,7 @@ def test_finished_runs_are_posted_to_the_webhook(definitions, lake, mongo_resour
         failed.run_id,
         "2024-01-01..2024-01-02",
     )
-    assert "clickstream_report" in payload["message"]
+    assert "clickstream__report" in payload["message"]
 
 
 def test_other_runs_are_not_announced_and_without_a_webhook_it_only_logs(

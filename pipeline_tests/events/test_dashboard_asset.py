@@ -57,7 +57,7 @@ def test_batch_mode_writes_the_dashboard_from_the_tables_and_the_lake(tmp_path, 
     assert '<div class="label">quarantined</div><div class="value">1</div>' in page
     assert "2019-10-01-00-01-00-broken.csv" in page and "file is empty" in page
 
-    event = platform.instance.get_latest_materialization_event(dg.AssetKey("dashboard"))
+    event = platform.instance.get_latest_materialization_event(dg.AssetKey(["events", "dashboard"]))
     metadata = event.asset_materialization.metadata
     assert metadata["dashboard"].value == platform.lake.path(DASHBOARD_KEY).as_uri()
     top_brand = oracle[("purchase", "brand")].groupby("brand")["gmv"].sum().sort_values(ascending=False).index[0]
@@ -70,19 +70,19 @@ def test_dashboard_follows_the_rankings():
     defs = dg.Definitions(assets=build_event_assets(SETTINGS), resources=build_resources(SETTINGS))
     with dg.instance_for_test() as instance:
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-        assert result.get_num_requested(dg.AssetKey("dashboard")) == 0  # no rankings yet
+        assert result.get_num_requested(dg.AssetKey(["events", "dashboard"])) == 0  # no rankings yet
 
-        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="rankings"))
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["events", "rankings"]))
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
-        assert result.get_num_requested(dg.AssetKey("dashboard")) == 1
+        assert result.get_num_requested(dg.AssetKey(["events", "dashboard"])) == 1
 
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
-        assert result.get_num_requested(dg.AssetKey("dashboard")) == 0  # handled: no repeat
+        assert result.get_num_requested(dg.AssetKey(["events", "dashboard"])) == 0  # handled: no repeat
 
-        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="dashboard"))  # the run it asked for
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["events", "dashboard"]))  # the run it asked for
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
-        assert result.get_num_requested(dg.AssetKey("dashboard")) == 0
+        assert result.get_num_requested(dg.AssetKey(["events", "dashboard"])) == 0
 
-        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="rankings"))  # t1 changed again
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["events", "rankings"]))  # t1 changed again
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
-        assert result.get_num_requested(dg.AssetKey("dashboard")) == 1
+        assert result.get_num_requested(dg.AssetKey(["events", "dashboard"])) == 1

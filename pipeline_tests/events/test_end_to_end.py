@@ -49,5 +49,5 @@ def test_daemon_and_webserver_process_landed_files(tmp_path):
         t1 = warehouse.read_frame(sql.SQL("SELECT * FROM {}").format(t1_table("purchase", "brand").table))
         assert_same(t1, oracle[("purchase", "brand")], ["minute", "brand"], "t1 purchase/brand via daemon")
 
-        live.wait(lambda: live.graphql(MATERIALIZED, {"path": ["rankings"]})["assetOrError"].get(
+        live.wait(lambda: live.graphql(MATERIALIZED, {"path": ["events", "rankings"]})["assetOrError"].get(
             "assetMaterializations"), 180, "the automation sensor to refresh the rankings")

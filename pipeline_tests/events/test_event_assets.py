@@ -14,7 +14,7 @@ from pipeline_tests.events.event_oracle import assert_same, batch_oracle, to_hou
 from pipeline_tests.events.platform_fixture import make_platform, sample_files, write_sources
 from psycopg import sql
 
-from pipeline.events import processing
+from pipeline.events.clock import newest_t1_minute
 from pipeline.events.assets import build_event_assets
 from pipeline.events.tables import pairs, t1_table
 from pipeline.resources import build_resources
@@ -30,7 +30,7 @@ def _materialize(platform, partition_key=HOUR, selection=("raw_files", "t1_minut
 
 
 def _metadata(result, asset):
-    return {k: v.value for k, v in result.asset_materializations_for_node(asset)[0].metadata.items()}
+    return {k: v.value for k, v in result.asset_materializations_for_node(f"events__{asset}")[0].metadata.items()}
 
 
 def _check_oracle(platform, paths, t1=True):
@@ -137,7 +137,7 @@ def test_retention_deletes_exactly_what_is_older_than_the_window(tmp_path, pg_ur
     for name, data in sample_files("2019-10-01 00:00", 130, events_per_minute=4, servers=1):
         platform.land(name, data)
     assert not platform.process().failed  # runs retention at the end
-    newest = processing.newest_t1_minute(platform.warehouse, platform.settings)
+    newest = newest_t1_minute(platform.warehouse, platform.settings)
     assert newest == pd.Timestamp("2019-10-01 02:09", tz="UTC")
     for event, dimension in pairs(platform.settings.events, platform.settings.dimensions):
         minutes = set(pd.to_datetime(platform.t1(event, dimension)["minute"], utc=True))

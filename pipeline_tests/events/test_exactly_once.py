@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.batch import execute_request, tick
 from pipeline.definitions import build_definitions
-from pipeline.events import processing
+from pipeline.events import minutes
 from pipeline.events.jobs import INGEST_JOB
 from pipeline.events.tables import pairs, t1_table
 from pipeline.settings import Settings
@@ -69,7 +69,7 @@ def assert_same_snapshot(actual: dict[str, pd.DataFrame], expected: dict[str, pd
 
 def raw_files_metadata(platform: Platform, limit: int = 20) -> list[dict]:
     """Metadata of the newest raw_files materializations, newest first."""
-    records = platform.instance.fetch_materializations(dg.AssetKey("raw_files"), limit=limit).records
+    records = platform.instance.fetch_materializations(dg.AssetKey(["events", "raw_files"]), limit=limit).records
     return [{k: v.value for k, v in r.asset_materialization.metadata.items()} for r in records]
 
 
@@ -136,7 +136,7 @@ def test_a_retried_run_gives_the_same_tables(tmp_path, pg_url, monkeypatch):
     requests, _ = tick(platform.defs, platform.instance, "landing_sensor", None)
 
     # The first run dies after committing its t1 minutes, before recording them in the lake.
-    write_aggregates = processing.write_aggregates
+    write_aggregates = minutes.write_aggregates
     failed_hours = []
 
     def lake_fails_once(lake, hour, *args):
@@ -145,7 +145,7 @@ def test_a_retried_run_gives_the_same_tables(tmp_path, pg_url, monkeypatch):
             raise OSError("lake unavailable")
         return write_aggregates(lake, hour, *args)
 
-    monkeypatch.setattr(processing, "write_aggregates", lake_fails_once)
+    monkeypatch.setattr(minutes, "write_aggregates", lake_fails_once)
     _, ok = execute_request(platform.defs, platform.instance, INGEST_JOB, requests[0], {})
     assert not ok and failed_hours == [pd.Timestamp("2019-10-01 00:00", tz="UTC")]
     assert platform.warehouse.row_count(t1_table("view", "brand")) > 0  # t1 committed, aggregates not
@@ -156,7 +156,7 @@ def test_a_retried_run_gives_the_same_tables(tmp_path, pg_url, monkeypatch):
         dg.reconstructable(ingest_job), instance=platform.instance,
         tags={k: v for k, v in failed.tags.items() if k != "dagster/failure_reason"},
         reexecution_options=dg.ReexecutionOptions.from_failure(failed.run_id, platform.instance))
-    assert retry.success and retry.dagster_run.step_keys_to_execute == ["t1_minute", "t2_hour"]
+    assert retry.success and retry.dagster_run.step_keys_to_execute == ["events__t1_minute", "events__t2_hour"]
     run(platform, requests[1])
     assert_matches_oracle(platform, tmp_path, files)
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from psycopg import sql
 
-from pipeline.events import processing, transform
+from pipeline.events import transform
+from pipeline.events.rankings import rebuild_rankings
 from pipeline.events.tables import all_tables, rank_table, t1_table
 from pipeline.settings import Settings
 
@@ -48,7 +49,7 @@ def ranked(warehouse):
             if event == "purchase":
                 frame["avg_price"] = frame["gmv"] / frame["purchase_count"]
             warehouse.copy_frame(conn, t1_table(event, dimension), frame)
-    written, newest = processing.rebuild_rankings(warehouse, SETTINGS)
+    written, newest = rebuild_rankings(warehouse, SETTINGS)
     assert newest == NEWEST
     tables = {pair: warehouse.read_frame(sql.SQL("SELECT * FROM {} ORDER BY rank").format(rank_table(*pair).table))
               for pair in t1}
@@ -95,5 +96,5 @@ def test_rankings_by_hand(ranked):
 
 def test_no_t1_rows_leaves_empty_rankings(warehouse):
     warehouse.ensure(all_tables(SETTINGS.events, SETTINGS.dimensions))
-    assert processing.rebuild_rankings(warehouse, SETTINGS) == (0, None)
+    assert rebuild_rankings(warehouse, SETTINGS) == (0, None)
     assert all(warehouse.row_count(rank_table(e, d)) == 0 for e in SETTINGS.events for d in SETTINGS.dimensions)

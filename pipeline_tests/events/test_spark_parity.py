@@ -16,7 +16,11 @@ import pandas as pd
 import pytest
 from pipeline_tests.events.platform_fixture import make_platform, sample_files
 
-from pipeline.events import processing, schema, spark_archive, spark_transform, transform
+from pipeline.events import schema, spark_archive, spark_transform, transform
+from pipeline.events.aggregates import read_aggregates
+from pipeline.events.archive import archive_block
+from pipeline.events.claim import claim_hour
+from pipeline.events.staging import staged_bytes, staged_frame
 from pipeline.events.engine import SparkEngine, get_engine
 from pipeline.events.jobs import ARCHIVE_JOB
 from pipeline.events.tables import pairs, rank_table, t1_table, t2_table
@@ -53,7 +57,7 @@ def _cleaned(files: list[tuple[str, bytes]], via_lake: bool = True) -> pd.DataFr
     for name, data in files:
         if via_lake:
             cleaned, _, _ = transform.stage(data, name, schema.parse_file_name(name).minute)
-            frame = processing.staged_frame(processing.staged_bytes(cleaned))
+            frame = staged_frame(staged_bytes(cleaned))
         else:
             good, _ = transform.validate(transform.read_events(data, name), schema.parse_file_name(name).minute)
             frame = transform.clean(good)
@@ -185,7 +189,7 @@ def _run(tmp_path, pg_url, monkeypatch, engine: str):
             tables[spec.qualified] = platform.table(spec).sort_values(keys).reset_index(drop=True)
     hours = pd.date_range("2019-10-01 00:00", periods=3, freq="h", tz="UTC")
     for hour in hours:
-        tables[f"aggregates {hour}"] = processing.read_aggregates(platform.lake, hour)[0]
+        tables[f"aggregates {hour}"] = read_aggregates(platform.lake, hour)[0]
     # The archive asset through the job the archive sensor requests (the engine's resources included).
     archive = platform.defs.resolve_job_def(ARCHIVE_JOB).execute_in_process(
         partition_key="2019-10-01", instance=platform.instance)
@@ -258,8 +262,8 @@ def _archive(tmp_path, pg_url, engine_name: str, batches) -> list[pd.DataFrame]:
         for name, data in batch:
             lake.write_bytes(f"landing/{name}", data)
         for hour in sorted({schema.parse_file_name(n).minute.floor("h") for n, _ in batch}):
-            processing.claim_hour(lake, hour)
-        report = processing.archive_block(lake, warehouse, day, day + pd.Timedelta(days=1), engine)
+            claim_hour(lake, hour)
+        report = archive_block(lake, warehouse, day, day + pd.Timedelta(days=1), engine)
         assert report.raw_deleted == len(batch) and not list(lake.list("raw/")), engine_name
         archives.append((report, pd.read_csv(io.BytesIO(lake.read_bytes(report.key)), compression="gzip",
                                              dtype=str, keep_default_na=False)))

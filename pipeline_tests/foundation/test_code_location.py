@@ -27,15 +27,19 @@ def test_every_asset_explains_itself():
     defs = build_definitions(Settings.from_env({"PIPELINE_PARTITIONS_START": "2019-10-01"}))
     specs = list(defs.resolve_all_asset_specs())
     events = {s.key.to_user_string(): s for s in specs if s.group_name == "events"}
-    assert set(events) == {"raw_files", "t1_minute", "t2_hour", "rankings", "archive", "t1_retention", "t2_retention",
-                           "dashboard"}
+    assert set(events) == {f"events/{name}" for name in ("raw_files", "t1_minute", "t2_hour", "rankings", "archive",
+                                                          "t1_retention", "t2_retention", "dashboard")}
+    groups = {s.group_name for s in specs}
+    for spec in specs:  # one naming scheme: every key starts with its group
+        assert spec.key.path[0] == spec.group_name, f"{spec.key} is not under its group {spec.group_name}"
+    assert groups == {"events", "insights", "clickstream", "b2b", "basket"}
     for spec in specs:
         assert spec.description, f"{spec.key} has no description"
         assert spec.owners, f"{spec.key} has no owner"
         assert spec.kinds, f"{spec.key} has no kinds"
         assert spec.group_name != "default", f"{spec.key} has no group"
-    assert events["t1_minute"].metadata["dagster/table_name"] == "events.purchase_product_id_minute"
-    hourly = events["t1_minute"].partitions_def
+    assert events["events/t1_minute"].metadata["dagster/table_name"] == "events.purchase_product_id_minute"
+    hourly = events["events/t1_minute"].partitions_def
     assert isinstance(hourly, dg.HourlyPartitionsDefinition)
     sensors = {s.name for s in defs.sensors}
     assert {"landing_sensor", "archive_sensor", "events_automation"} <= sensors

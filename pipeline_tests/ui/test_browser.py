@@ -36,7 +36,7 @@ SENSOR_RUNS = """
 query { runsOrError(filter: {tags: [{key: "dagster/sensor_name", value: "landing_sensor"}]}) {
   ... on Runs { results { runId status jobName } } } }"""
 DASHBOARD_MATERIALIZATIONS = """
-query { assetOrError(assetKey: {path: ["dashboard"]}) {
+query { assetOrError(assetKey: {path: ["events", "dashboard"]}) {
   ... on Asset { assetMaterializations(limit: 1) { runId } } } }"""
 
 
@@ -90,7 +90,7 @@ def test_asset_graph_shows_every_event_asset(dagster):
 
 
 def test_partition_page_counts_the_hours_and_shows_the_materialization(dagster):
-    url = f"{dagster.url}/assets/t1_minute?view=partitions&partition=2019-10-01-00%3A00"
+    url = f"{dagster.url}/assets/events/t1_minute?view=partitions&partition=2019-10-01-00%3A00"
     text = visible_text(browse(url, "partitions"))
     assert "48 Partitions" in text  # two days of hours (PIPELINE_PARTITIONS_START/END)
     assert "Materialized (1)" in text and "Missing (47)" in text

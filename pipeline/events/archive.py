@@ -1,0 +1,206 @@
+"""``archive``: one gzipped CSV per block, written, read back and verified per file before the
+block's raw files are deleted."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from pipeline.events import layout, schema, transform
+from pipeline.events.engine import Engine
+from pipeline.events.layout import FileEntry, Manifest, block_hours, hour_lock_name
+from pipeline.resources.lake import Lake, LocalLake, sha256_hex
+from pipeline.resources.warehouse import Warehouse
+
+
+@dataclass
+class ArchiveReport:
+    key: str = ""
+    files: int = 0
+    rows: int = 0
+    bytes: int = 0
+    raw_deleted: int = 0
+    settled: bool = True
+    written_by: str = ""  # "pandas" (this process) or "spark"
+    note: str = ""  # why an archive meant for Spark was written here instead
+
+
+def archive_key(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    span = "%Y-%m-%d" if end - start >= pd.Timedelta(days=1) else "%Y-%m-%d-%H"
+    return f"archive/{start.strftime(span)}.csv.gz"
+
+
+def _raw_text_frame(data: bytes, name: str) -> pd.DataFrame:
+    """A file's rows exactly as text (no NA parsing), in the standard column order."""
+    compression = "gzip" if name.endswith(".gz") else None
+    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False,
+                        compression=compression)
+    return frame.reindex(columns=list(schema.COLUMNS))
+
+
+def _file_digests(frame: pd.DataFrame) -> dict[str, tuple[int, str]]:
+    """source_file -> (rows, sha256 of its rows as CSV): what an archive must give back."""
+    digests = {}
+    for name, part in frame.groupby("source_file", sort=True):
+        text = part[list(schema.COLUMNS)].to_csv(index=False, header=False)
+        digests[name] = (len(part), sha256_hex(text.encode()))
+    return digests
+
+
+def _read_archive(lake: Lake, key: str) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(lake.read_bytes(key)), dtype=str, keep_default_na=False, na_filter=False,
+                       compression="gzip")
+
+
+def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
+                  engine: Engine | None = None) -> ArchiveReport:
+    """Write the block's archive from its raw files (plus what an earlier archive already holds),
+    read it back, verify rows and checksums per file, and only then delete the raw files.
+
+    The pandas engine does it in this process. With Spark (``spark_archive``) the cluster reads,
+    orders, writes and reads back, and only per-file digests come here, where they are checked
+    against the rows as this platform's own parser reads them; a Spark archive that does not
+    verify (Spark's CSV reader disagrees on some oddly quoted value) is written here instead.
+    """
+    hours = block_hours(start, end)
+    report = ArchiveReport(key=archive_key(start, end))
+    with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
+        accepted: dict[str, FileEntry] = {}
+        raw_present: dict[str, str] = {}
+        for hour in hours:
+            for entry in Manifest.load(lake, hour).accepted():
+                accepted[entry.name] = entry
+            for obj in lake.list(f"raw/{layout.slug(hour)}/"):
+                raw_present[obj.name] = obj.key
+        raw = {name: raw_present[name] for name in sorted(accepted) if name in raw_present}
+        if not raw:
+            return report  # nothing new since the last archive of this block
+        kept = [name for name in sorted(accepted) if name not in raw_present]
+        rows_of = {name: entry.rows for name, entry in accepted.items()}
+        staging = report.key.replace("archive/", "archive-staging/", 1)
+        payload = expected = None
+        if engine is not None and engine.name == "spark":
+            try:
+                payload, expected = _archive_on_spark(lake, report.key, staging, raw, kept, rows_of, engine)
+                report.written_by = "spark"
+            except _NotOnSpark as reason:
+                report.note = str(reason)
+        if payload is None:
+            payload, expected = _archive_here(lake, report.key, staging, raw, kept, rows_of)
+            report.written_by = "pandas"
+        lake.move(staging, report.key)
+        for name, key in raw_present.items():
+            if name in expected:  # only files the verified archive holds
+                lake.delete(key)
+                report.raw_deleted += 1
+        report.files, report.rows = len(expected), sum(rows for rows, _ in expected.values())
+        report.bytes = len(payload)
+    return report
+
+
+Digests = dict[str, tuple[int, str]]
+
+
+class _NotOnSpark(Exception):
+    """Why a block meant for Spark is archived in this process instead."""
+
+
+def _verify(lake: Lake, key: str, staging: str, payload: bytes, expected: Digests, kept: list[str],
+            rows_of: dict[str, int], read_back: Callable[[str], Digests]) -> None:
+    """Refuse an archive that would lose a file or rows; store it at ``staging`` and check what
+    reads back from there, file by file. Raises ``RuntimeError`` (staging removed)."""
+    missing = [name for name in kept if name not in expected]
+    if missing:
+        raise RuntimeError(
+            f"accepted file {missing[0]} is neither in raw/ nor in {key}: refusing to write an "
+            "archive that would lose it; restore the file into raw/ and re-run"
+        )
+    for name, (rows, _) in expected.items():
+        if rows != rows_of[name]:
+            raise RuntimeError(f"{name}: {rows} rows prepared for the archive, the manifest says "
+                               f"{rows_of[name]}; nothing was deleted")
+    lake.write_bytes(staging, payload)
+    try:
+        readback = read_back(staging)
+    except Exception as error:  # an archive that cannot be read back failed verification too
+        lake.delete(staging)
+        raise RuntimeError(f"archive {key} failed verification: it cannot be read back "
+                           f"({type(error).__name__}); the raw files are kept") from error
+    if readback != expected:
+        bad = sorted(n for n in expected if readback.get(n) != expected[n])
+        lake.delete(staging)
+        raise RuntimeError(f"archive {key} failed verification for {len(bad)} file(s) "
+                           f"(e.g. {bad[:3]}); the raw files are kept")
+
+
+def _archive_here(lake: Lake, key: str, staging: str, raw: dict[str, str], kept: list[str],
+                  rows_of: dict[str, int]) -> tuple[bytes, Digests]:
+    """The archive built and verified in this process; returns it and its per-file digests."""
+    previous = _read_archive(lake, key) if kept and lake.exists(key) else None
+    parts = []
+    for name in sorted([*raw, *kept]):
+        if name in raw:
+            part = _raw_text_frame(lake.read_bytes(raw[name]), name)
+            part.insert(0, "source_file", name)
+            parts.append(part)
+        elif previous is not None:
+            parts.append(previous[previous["source_file"] == name])
+    frame = pd.concat(parts, ignore_index=True)
+    payload = gzip.compress(frame.to_csv(index=False).encode(), compresslevel=6)
+    expected = _file_digests(frame)
+    _verify(lake, key, staging, payload, expected, kept, rows_of,
+            lambda staged: _file_digests(_read_archive(lake, staged)))
+    return payload, expected
+
+
+def _archive_on_spark(lake: Lake, key: str, staging: str, raw: dict[str, str], kept: list[str],
+                      rows_of: dict[str, int], engine: Engine) -> tuple[bytes, Digests]:
+    """The archive written by Spark and verified against this platform's parser (raw files) and
+    the earlier verified archive (kept files). Raises ``_NotOnSpark`` to have it written here."""
+    from pipeline.events import spark_archive
+
+    spark = engine.session()
+    master = spark.conf.get("spark.master", "")
+    if not master.startswith("local"):
+        # Executors read and write files here: only a local master shares this machine's disk.
+        raise _NotOnSpark(f"archived in this process: the Spark master {master!r} is not local, and "
+                          "executors cannot read the lake's files through this process's filesystem")
+    with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
+        files = [_local_path(lake, raw_key, Path(scratch) / "raw" / name) for name, raw_key in raw.items()]
+        previous = _local_path(lake, key, Path(scratch) / "previous.csv.gz") if kept and lake.exists(key) else None
+        try:
+            part, from_spark = spark_archive.write_archive(spark, files, previous, kept, Path(scratch) / "out")
+        except Exception as error:  # e.g. a value Spark's CSV reader refuses to parse
+            raise _NotOnSpark(f"archived in this process: Spark could not read the block "
+                              f"({type(error).__name__})") from error
+        payload = part.read_bytes()
+        # The reference for raw files is the platform's own parser (Arrow), not Spark's reading.
+        expected = {name: from_spark[name] for name in kept if name in from_spark}
+        for name, path in zip(raw, files):
+            table = transform.read_table(path.read_bytes(), name)
+            expected[name] = (table.num_rows, transform.rows_digest(table))
+
+    def read_back(staged: str) -> Digests:
+        with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
+            return spark_archive.archive_digests(spark, _local_path(lake, staged, Path(scratch) / "archive.csv.gz"))
+
+    try:
+        _verify(lake, key, staging, payload, expected, kept, rows_of, read_back)
+    except RuntimeError as error:
+        raise _NotOnSpark(f"archived in this process: the archive Spark wrote did not verify ({error})") from error
+    return payload, expected
+
+
+def _local_path(lake: Lake, key: str, scratch: Path) -> Path:
+    """Where Spark can read ``key``: the file itself in a local lake, else a copy at ``scratch``."""
+    if isinstance(lake, LocalLake):
+        return lake.path(key)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    scratch.write_bytes(lake.read_bytes(key))
+    return scratch

@@ -1,0 +1,142 @@
+"""``raw_files``: claim an hour's landed files (validate, stage, move to raw/, record).
+
+Every write, move and manifest change happens in order on the calling thread; only reading and
+staging in memory run ahead on worker threads. A killed claim is repaired by the next one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.events import layout, schema, transform
+from pipeline.events.layout import FileEntry, Manifest
+from pipeline.events.staging import in_order, staged_bytes
+from pipeline.resources.lake import Lake, LakeObject, sha256_hex
+
+@dataclass
+class ClaimReport:
+    claimed: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    quarantined: dict[str, str] = field(default_factory=dict)  # name -> reason
+    rows: int = 0
+    rejected_rows: int = 0
+    bytes: int = 0
+
+    def merge(self, other: "ClaimReport") -> None:
+        self.claimed += other.claimed
+        self.duplicates += other.duplicates
+        self.quarantined.update(other.quarantined)
+        self.rows += other.rows
+        self.rejected_rows += other.rejected_rows
+        self.bytes += other.bytes
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class _Landed:
+    """A candidate file read and, unless the manifest already knows its name, staged in memory:
+    the pure part of claiming, computed ahead on worker threads (nothing is written here)."""
+
+    data: bytes
+    sha: str
+    fname: schema.FileName
+    staged: tuple[bytes, pa.Table, int] | transform.BadFile | None = None  # None: not computed
+
+
+def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, pa.Table, int] | transform.BadFile:
+    try:
+        cleaned, rejected, rows = transform.stage(data, fname.name, fname.minute)
+    except transform.BadFile as error:
+        return error
+    return staged_bytes(cleaned), rejected, rows
+
+
+def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed) -> FileEntry:
+    """Keep one file's good rows staged and its bad rows aside; raises ``BadFile``."""
+    fname, data = landed.fname, landed.data
+    if landed.staged is None:
+        landed.staged = _stage_in_memory(data, fname)
+    if isinstance(landed.staged, transform.BadFile):
+        raise landed.staged
+    payload, rejected_table, rows = landed.staged
+    entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
+                      sha256=landed.sha, status="accepted", claimed_at=_now(), rows=rows,
+                      rejected_rows=rejected_table.num_rows, staged_key=layout.staged_key(hour, fname.name))
+    lake.write_bytes(entry.staged_key, payload)
+    if entry.rejected_rows:
+        rejected = rejected_table.to_pandas()
+        reasons = rejected["reason"].value_counts().to_dict()
+        layout.quarantine(lake, fname.name + ".rejected.csv", rejected.to_csv(index=False).encode(),
+                          f"{len(rejected)} row(s) rejected", reasons=reasons)
+        entry.reason = "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items()))
+    return entry
+
+
+def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimReport:
+    """Move the hour's landed files to ``raw/`` and record them; call under the hour's lock."""
+    report = ClaimReport()
+    manifest = Manifest.load(lake, hour)
+    prefix = "landing/" + hour.strftime("%Y-%m-%d-%H-")
+
+    # Adopt files a killed run moved to raw/ without recording them (move happens before save).
+    candidates = [(obj, True) for obj in lake.list(f"raw/{layout.slug(hour)}/", page_size)
+                  if obj.name not in manifest.files]
+    candidates += [(obj, False) for obj in lake.list(prefix, page_size)]
+    if candidates:
+        # Before the first move: once a file has left landing/, only this marker asks for the
+        # hour again if the run dies (t2_hour clears it once the hour is complete).
+        lake.write_text(layout.pending_key(hour), _now())
+
+    known_before = dict(manifest.files)
+
+    def read(candidate: tuple[LakeObject, bool]) -> _Landed:
+        data = lake.read_bytes(candidate[0].key)
+        landed = _Landed(data, sha256_hex(data), schema.parse_file_name(candidate[0].name))
+        if landed.fname.name not in known_before:  # the usual case: it will be staged
+            landed.staged = _stage_in_memory(data, landed.fname)
+        return landed
+
+    # Reading and staging (parse, validate, clean, encode) run ahead on worker threads; every
+    # write, move and manifest change happens here, in order, as if there were no threads.
+    for (obj, already_raw), landed in zip(candidates, in_order(candidates, read)):
+        data, sha, fname = landed.data, landed.sha, landed.fname
+        known = manifest.files.get(fname.name)
+        if known is not None and known.sha256 == sha:
+            if not already_raw:
+                lake.delete(obj.key)  # identical re-landing: its content is already held
+            report.duplicates.append(fname.name)
+            continue
+        if known is not None and known.status == "accepted":
+            reason = (f"a different file named {fname.name} was already accepted for this minute; "
+                      "land corrected data under a new name (e.g. another server suffix)")
+            layout.quarantine(lake, fname.name, data, reason, accepted_sha256=known.sha256, sha256=sha)
+            lake.delete(obj.key)
+            report.quarantined[fname.name] = reason
+            continue
+        try:
+            entry = _stage(lake, hour, landed)
+        except transform.BadFile as error:
+            key = layout.quarantine(lake, fname.name, data, str(error), sha256=sha)
+            lake.delete(obj.key)
+            manifest.files[fname.name] = FileEntry(
+                name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
+                sha256=sha, status="quarantined", reason=str(error), claimed_at=_now(), quarantine_key=key)
+            report.quarantined[fname.name] = str(error)
+            continue
+        if not already_raw:
+            lake.move(obj.key, layout.raw_key(hour, fname.name))
+        manifest.files[fname.name] = entry
+        report.claimed.append(fname.name)
+        report.rows += entry.rows
+        report.rejected_rows += entry.rejected_rows
+        report.bytes += entry.size
+    if report.claimed or report.quarantined:
+        manifest.save(lake, hour)
+    return report

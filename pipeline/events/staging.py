@@ -1,0 +1,58 @@
+"""Staged rows: a claimed file's accepted rows, typed and cleaned, as t1 reads them; and the
+read-ahead that claiming and t1 share."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable, Iterator, Sequence, TypeVar
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+
+from pipeline.events import transform
+from pipeline.resources.lake import Lake
+
+T, R = TypeVar("T"), TypeVar("R")
+
+WORKERS = min(4, os.cpu_count() or 1)  # threads that read and decode files ahead of the main one
+
+
+def in_order(items: Sequence[T], work: Callable[[T], R], workers: int = WORKERS) -> Iterator[R]:
+    """``work(item)`` for each item, in order, computed a few items ahead on worker threads.
+
+    For I/O and Arrow/numpy work that releases the GIL. At most ``2 * workers`` results wait
+    in memory; an error is raised where its item's result is taken, as in a plain loop.
+    """
+    if workers <= 1 or len(items) <= 1:
+        yield from map(work, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="clickflow-io") as pool:
+        pending: deque[Future] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def staged_bytes(cleaned: pa.Table) -> bytes:
+    """A file's cleaned rows as staged in the lake (``layout.staged_key``)."""
+    buffer = io.BytesIO()
+    feather.write_feather(cleaned, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def staged_frame(data: bytes, parquet: bool = False) -> pd.DataFrame:
+    """Staged rows as t1 computes from them; ``parquet`` for files staged before Arrow IPC."""
+    table = (pq.read_table if parquet else feather.read_table)(io.BytesIO(data))
+    return table.to_pandas(types_mapper={pa.string(): transform.TEXT, pa.large_string(): transform.TEXT}.get)
+
+
+def read_staged(lake: Lake, key: str) -> pd.DataFrame:
+    return staged_frame(lake.read_bytes(key), parquet=key.endswith(".parquet"))
