@@ -133,15 +133,15 @@ def build_event_assets(settings: Settings) -> list:
         """Hour table: each hour is the merge of its minute aggregates from the lake, so it stays
         right for hours whose t1 rows have already expired; a backfill range is one merge."""
         hours = partition_hours(context)
-        rows = sum(rebuild_hours(store, db, settings, chunk, engine)
-                   for chunk in hour_chunks(hours, engine))
-        results = checks.t2_checks(store, db, settings, hours)
+        reports = [rebuild_hours(store, db, settings, chunk, engine) for chunk in hour_chunks(hours, engine)]
+        results = checks.t2_checks(db, settings, hours, reports)
         if all(r.passed for r in results):
-            for hour in hours:  # raw -> t1 -> t2 complete: the hour is no longer pending
-                with db.advisory_lock(layout.hour_lock_name(hour)):
+            # raw -> t1 -> t2 complete: the hours are no longer pending
+            with db.advisory_lock(*(layout.hour_lock_name(hour) for hour in hours)):
+                for hour in hours:
                     clear_pending_if_current(store, db, settings, hour)
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": rows, "hours": len(hours)},
+            metadata={"dagster/row_count": sum(r.rows for r in reports), "hours": len(hours)},
             check_results=results,
         )
 

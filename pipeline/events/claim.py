@@ -41,13 +41,16 @@ def _now() -> str:
 
 @dataclass
 class _Landed:
-    """A candidate file read and, unless the manifest already knows its name, staged in memory:
-    the pure part of claiming, computed ahead on worker threads (nothing is written here)."""
+    """A candidate file read and, unless the manifest already knows its name, staged: computed
+    ahead on worker threads. The staged rows are written there too, not yet durably, under a key
+    that holds the file's checksum (so no other content can ever be written there); nothing else
+    is written, and nothing refers to that key until this thread records the file."""
 
     data: bytes
     sha: str
     fname: schema.FileName
     staged: tuple[bytes, pa.Table, int] | transform.BadFile | None = None  # None: not computed
+    staged_key: str = ""  # written by the worker
 
 
 def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, pa.Table, int] | transform.BadFile:
@@ -66,10 +69,12 @@ def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed) -> FileEntry:
     if isinstance(landed.staged, transform.BadFile):
         raise landed.staged
     payload, rejected_table, rows = landed.staged
+    if not landed.staged_key:
+        landed.staged_key = layout.staged_key(hour, fname.name, landed.sha)
+        lake.write_bytes(landed.staged_key, payload)
     entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
                       sha256=landed.sha, status="accepted", claimed_at=_now(), rows=rows,
-                      rejected_rows=rejected_table.num_rows, staged_key=layout.staged_key(hour, fname.name))
-    lake.write_bytes(entry.staged_key, payload)
+                      rejected_rows=rejected_table.num_rows, staged_key=landed.staged_key)
     if entry.rejected_rows:
         rejected = rejected_table.to_pandas()
         reasons = rejected["reason"].value_counts().to_dict()
@@ -101,7 +106,16 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
         landed = _Landed(data, sha256_hex(data), schema.parse_file_name(candidate[0].name))
         if landed.fname.name not in known_before:  # the usual case: it will be staged
             landed.staged = _stage_in_memory(data, landed.fname)
+            if not isinstance(landed.staged, transform.BadFile):
+                landed.staged_key = layout.staged_key(hour, landed.fname.name, landed.sha)
+                lake.write_bytes(landed.staged_key, landed.staged[0], durable=False)
         return landed
+
+    def drop_staged(landed: _Landed) -> None:
+        """A staged copy nothing will refer to (unless it is the accepted file's own, same bytes)."""
+        accepted = manifest.files.get(landed.fname.name)
+        if landed.staged_key and (accepted is None or accepted.staged_key != landed.staged_key):
+            lake.delete(landed.staged_key)
 
     # Reading and staging (parse, validate, clean, encode) run ahead on worker threads; every
     # write, move and manifest change happens here, in order, as if there were no threads.
@@ -111,6 +125,7 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
         if known is not None and known.sha256 == sha:
             if not already_raw:
                 lake.delete(obj.key)  # identical re-landing: its content is already held
+            drop_staged(landed)
             report.duplicates.append(fname.name)
             continue
         if known is not None and known.status == "accepted":
@@ -118,6 +133,7 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
                       "land corrected data under a new name (e.g. another server suffix)")
             layout.quarantine(lake, fname.name, data, reason, accepted_sha256=known.sha256, sha256=sha)
             lake.delete(obj.key)
+            drop_staged(landed)
             report.quarantined[fname.name] = reason
             continue
         try:
@@ -138,5 +154,7 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
         report.rejected_rows += entry.rejected_rows
         report.bytes += entry.size
     if report.claimed or report.quarantined:
+        # The manifest refers to the staged rows: they are on disk before it is.
+        lake.sync([manifest.files[name].staged_key for name in report.claimed])
         manifest.save(lake, hour)
     return report

@@ -1,8 +1,9 @@
 """The engine contract: what the event assets need computed, independent of where it runs.
 
-The pandas/pyarrow engine implements it with the pure functions of ``transform``; the Spark
-engine (``PIPELINE_ENGINE=spark``) with those of ``spark_transform``, which give identical
-tables (``pipeline_tests/events/test_spark_parity.py``).
+Aggregates travel as *sums* (Arrow tables of time, key, count and money units, see
+:mod:`aggregation`). The pandas/pyarrow engine computes them with :mod:`aggregation` in this
+process; the Spark engine (``PIPELINE_ENGINE=spark``) with :mod:`spark_transform`, and both give
+identical tables (``pipeline_tests/events/test_spark_parity.py``).
 """
 
 from __future__ import annotations
@@ -10,38 +11,41 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from pipeline.events import transform
+from pipeline.events import aggregation
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+Sums = dict[tuple[str, str], pa.Table]  # (event, dimension) -> time, key, count, units
+Totals = dict[str, tuple[int, float]]  # event -> (rows, sum of prices), counted from rows
+
 
 class Engine(Protocol):
     name: str
 
-    def minute_aggregates(self, cleaned: pd.DataFrame, events: Sequence[str], dimensions: Sequence[str],
-                          kept: np.ndarray | None = None) -> dict[tuple[str, str], pd.DataFrame]:
-        """Accepted, cleaned rows of some minutes -> per (event, dimension) minute aggregates.
+    def minute_sums(self, cleaned: pa.Table, events: Sequence[str], dimensions: Sequence[str],
+                    after: pd.Timestamp | None = None) -> tuple[Sums, Totals]:
+        """Accepted, cleaned rows of some minutes -> per (event, dimension) minute sums (views
+        deduplicated), and ``aggregation.row_totals`` of the rows of minutes after ``after``."""
 
-        ``kept``: ``transform.kept_by_dedupe(cleaned)`` if the caller has it (an engine may use
-        it or dedupe itself)."""
-
-    def merge(self, partials: pd.DataFrame, event: str, dimension: str, time_col: str) -> pd.DataFrame:
-        """Partial aggregates sharing a key -> one row per key (counts add, averages weighted)."""
+    def hour_sums(self, minutes: Sequence[pa.Table], key_type: pa.DataType) -> pa.Table:
+        """Minute sums of one (event, dimension) -> one row per (hour, key)."""
 
 
 class PandasEngine:
     name = "pandas"
 
-    def minute_aggregates(self, cleaned, events, dimensions, kept=None):
-        return transform.aggregate_minutes(cleaned, events, dimensions, kept)
+    def minute_sums(self, cleaned, events, dimensions, after=None):
+        kept = aggregation.kept_by_dedupe(cleaned) if "view" in events else None  # once, for both
+        return (aggregation.minute_sums(cleaned, events, dimensions, kept),
+                aggregation.row_totals(cleaned, events, kept, after))
 
-    def merge(self, partials, event, dimension, time_col):
-        return transform.merge_partials(partials, event, dimension, time_col)
+    def hour_sums(self, minutes, key_type):
+        return aggregation.merge_sums(minutes, key_type, hourly=True)
 
 
 class SparkEngine:
@@ -57,20 +61,20 @@ class SparkEngine:
         """The run's session (started now if it is the first use)."""
         return self._session()
 
-    def minute_aggregates(self, cleaned, events, dimensions, kept=None):
-        # ``kept`` is not used: the dedupe is part of what Spark computes (and of its parity test).
-        if cleaned.empty:
-            return transform.aggregate_minutes(cleaned, events, dimensions)
+    def minute_sums(self, cleaned, events, dimensions, after=None):
+        if not cleaned.num_rows:
+            return PandasEngine().minute_sums(cleaned, events, dimensions, after)
         from pipeline.events import spark_transform
 
-        return spark_transform.aggregate_minutes(self._session(), cleaned, events, dimensions)
+        return (spark_transform.minute_sums(self._session(), cleaned, events, dimensions),
+                aggregation.row_totals(cleaned, events, None, after))
 
-    def merge(self, partials, event, dimension, time_col):
-        if partials.empty:
-            return transform.merge_partials(partials, event, dimension, time_col)
+    def hour_sums(self, minutes, key_type):
+        if not any(part.num_rows for part in minutes):
+            return aggregation.merge_sums(minutes, key_type, hourly=True)
         from pipeline.events import spark_transform
 
-        return spark_transform.merge_partials(self._session(), partials, event, dimension, time_col)
+        return spark_transform.hour_sums(self._session(), minutes, key_type)
 
 
 def get_engine(name: str, *, spark: Any = None, master: str = "local[*]") -> Engine:

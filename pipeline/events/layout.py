@@ -2,7 +2,7 @@
 
     landing/<file>                     files as they arrive (the sensor watches this prefix)
     raw/<hour>/<file>                  claimed files, deleted only once archived and verified
-    staged/<hour>/<file>.arrow         the file's accepted rows, typed and cleaned (read by t1)
+    staged/<hour>/<file>.<sha>.arrow   the file's accepted rows, typed and cleaned (read by t1)
     manifests/<hour>.json              what was claimed for the hour: sizes, checksums, rows, verdicts
     aggregates/<hour>.parquet          the hour's minute aggregates (t2 is rebuilt from these)
     pending/<hour>                     claimed files not yet through t1 and t2 (a killed run leaves it)
@@ -50,10 +50,11 @@ def raw_key(hour: pd.Timestamp, name: str) -> str:
     return f"raw/{slug(hour)}/{name}"
 
 
-def staged_key(hour: pd.Timestamp, name: str) -> str:
-    """Arrow IPC (zstd): written once and read whole by t1 (a minute at a time), where it is 2-3x
-    faster than Parquet on 10,000-row files; Parquet stays the format of what is kept."""
-    return f"staged/{slug(hour)}/{name}.arrow"
+def staged_key(hour: pd.Timestamp, name: str, sha256: str) -> str:
+    """Arrow IPC: written once and read whole by t1 (a minute at a time), where it is several
+    times faster than Parquet on 10,000-row files; Parquet stays the format of what is kept. The
+    checksum in the key makes a key hold one content only, so staging can run ahead of claiming."""
+    return f"staged/{slug(hour)}/{name}.{sha256[:16]}.arrow"
 
 
 def manifest_key(hour: pd.Timestamp) -> str:

@@ -9,12 +9,10 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence, TypeVar
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from pipeline.events import transform
 from pipeline.resources.lake import Lake
 
 T, R = TypeVar("T"), TypeVar("R")
@@ -41,18 +39,23 @@ def in_order(items: Sequence[T], work: Callable[[T], R], workers: int = WORKERS)
             yield pending.popleft().result()
 
 
+# LZ4 writes 2x and reads 3x faster than zstd for a 10,000-row file, at 1.7x the size (measured);
+# files are read once or twice (t1, a late file's minute) and dropped with the t2 window.
+STAGED_COMPRESSION = "lz4"
+
+
 def staged_bytes(cleaned: pa.Table) -> bytes:
-    """A file's cleaned rows as staged in the lake (``layout.staged_key``)."""
+    """A file's cleaned rows as staged in the lake (``layout.staged_key``): Arrow IPC."""
     buffer = io.BytesIO()
-    feather.write_feather(cleaned, buffer, compression="zstd")
+    feather.write_feather(cleaned, buffer, compression=STAGED_COMPRESSION)
     return buffer.getvalue()
 
 
-def staged_frame(data: bytes, parquet: bool = False) -> pd.DataFrame:
-    """Staged rows as t1 computes from them; ``parquet`` for files staged before Arrow IPC."""
-    table = (pq.read_table if parquet else feather.read_table)(io.BytesIO(data))
-    return table.to_pandas(types_mapper={pa.string(): transform.TEXT, pa.large_string(): transform.TEXT}.get)
+def staged_table(data: bytes, parquet: bool = False) -> pa.Table:
+    """Staged rows as t1 computes from them; ``parquet`` for files staged as Parquet (before
+    Arrow IPC, and by Spark)."""
+    return (pq.read_table if parquet else feather.read_table)(io.BytesIO(data))
 
 
-def read_staged(lake: Lake, key: str) -> pd.DataFrame:
-    return staged_frame(lake.read_bytes(key), parquet=key.endswith(".parquet"))
+def read_staged(lake: Lake, key: str) -> pa.Table:
+    return staged_table(lake.read_bytes(key), parquet=key.endswith(".parquet"))

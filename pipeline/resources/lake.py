@@ -14,7 +14,8 @@ import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator
 
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
@@ -86,8 +87,14 @@ class Lake(ABC):
     def read_bytes(self, key: str) -> bytes: ...
 
     @abstractmethod
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """Write atomically: a reader sees the old object or the whole new one, never a part."""
+    def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
+        """Write atomically: a reader sees the old object or the whole new one, never a part.
+
+        ``durable=False`` may leave the bytes in a cache until ``sync``: for many writes that
+        are only referred to (e.g. by a manifest) once all of them are synced."""
+
+    def sync(self, keys: Iterable[str]) -> None:
+        """Make objects written with ``durable=False`` durable (object stores already are)."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -146,19 +153,33 @@ class LocalLake(Lake):
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def sync(self, keys: Iterable[str]) -> None:
+        def flush(key: str) -> None:
+            fd = os.open(self.path(key), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        keys = list(keys)
+        if keys:  # fsync waits on the disk, not the CPU: several at once
+            with ThreadPoolExecutor(min(8, len(keys))) as pool:
+                list(pool.map(flush, keys))
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
@@ -207,8 +228,8 @@ class S3Lake(Lake):
     def read_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        # A single PUT is atomic on S3: readers see the old or the new object.
+    def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
+        # A single PUT is atomic and durable on S3: readers see the old or the new object.
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
 
     def delete(self, key: str) -> None:
