@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from pipeline.events import layout, schema, transform
 from pipeline.events.layout import FileEntry, Manifest
-from pipeline.events.staging import in_order, staged_bytes
+from pipeline.events.staging import forget, hand_off, in_order, staged_bytes
 from pipeline.resources.lake import Lake, LakeObject, sha256_hex
 
 @dataclass
@@ -49,16 +49,17 @@ class _Landed:
     data: bytes
     sha: str
     fname: schema.FileName
-    staged: tuple[bytes, pa.Table, int] | transform.BadFile | None = None  # None: not computed
+    staged: tuple[bytes, pa.Table, int, pa.Table] | transform.BadFile | None = None  # None: not computed
     staged_key: str = ""  # written by the worker
 
 
-def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, pa.Table, int] | transform.BadFile:
+def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, pa.Table, int, pa.Table] | transform.BadFile:
+    """(staged payload, rejected rows, rows read, cleaned rows), or why the file is unusable."""
     try:
         cleaned, rejected, rows = transform.stage(data, fname.name, fname.minute)
     except transform.BadFile as error:
         return error
-    return staged_bytes(cleaned), rejected, rows
+    return staged_bytes(cleaned), rejected, rows, cleaned
 
 
 def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed) -> FileEntry:
@@ -68,7 +69,7 @@ def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed) -> FileEntry:
         landed.staged = _stage_in_memory(data, fname)
     if isinstance(landed.staged, transform.BadFile):
         raise landed.staged
-    payload, rejected_table, rows = landed.staged
+    payload, rejected_table, rows, _ = landed.staged
     if not landed.staged_key:
         landed.staged_key = layout.staged_key(hour, fname.name, landed.sha)
         lake.write_bytes(landed.staged_key, payload)
@@ -109,6 +110,7 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
             if not isinstance(landed.staged, transform.BadFile):
                 landed.staged_key = layout.staged_key(hour, landed.fname.name, landed.sha)
                 lake.write_bytes(landed.staged_key, landed.staged[0], durable=False)
+                hand_off(landed.staged_key, landed.staged[3])
         return landed
 
     def drop_staged(landed: _Landed) -> None:
@@ -116,6 +118,7 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
         accepted = manifest.files.get(landed.fname.name)
         if landed.staged_key and (accepted is None or accepted.staged_key != landed.staged_key):
             lake.delete(landed.staged_key)
+            forget(landed.staged_key)
 
     # Reading and staging (parse, validate, clean, encode) run ahead on worker threads; every
     # write, move and manifest change happens here, in order, as if there were no threads.

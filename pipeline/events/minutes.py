@@ -23,7 +23,9 @@ from pipeline.resources.lake import Lake
 from pipeline.resources.warehouse import Warehouse
 from pipeline.settings import Settings
 
-CHUNK_ROWS = 1_000_000  # rows computed at a time: bounds a backfill's memory, not its result
+# Rows computed at a time: bounds a backfill's memory, not its result; small enough that several
+# chunks keep both cores busy while the previous one is written.
+CHUNK_ROWS = 250_000
 
 
 @dataclass
@@ -84,17 +86,22 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
         if not work:
             return report
 
+        def compute(chunk: list[tuple[pd.Timestamp, str]]):
+            """One chunk's sums and row totals: the pure part, run ahead on a worker thread."""
+            cleaned = pa.concat_tables([read_staged(lake, entries[h, n].staged(h)) for h, n in chunk],
+                                       promote_options="permissive")
+            sums, row_totals = engine.minute_sums(cleaned, settings.events, settings.dimensions, t1_cutoff)
+            return chunk, sums, row_totals
+
         fresh: dict[tuple[str, str], list[pa.Table]] = {}
         totals: dict[str, list] = {}
+        # Chunks are computed ahead on worker threads while this thread replaces the rows of the
+        # previous ones (PostgreSQL works on its own core meanwhile): one transaction, in order.
+        chunks = _chunks(work, entries, None if engine.name == "spark" else CHUNK_ROWS)
         with warehouse.connect() as conn, conn.transaction():
-            for chunk in _chunks(work, entries):
-                keys = [entries[h, n].staged(h) for h, n in chunk]
-                cleaned = pa.concat_tables(in_order(keys, lambda key: read_staged(lake, key)),
-                                           promote_options="permissive")
+            for chunk, sums, row_totals in in_order(chunks, compute, workers=1 if engine.name == "spark" else 2):
                 report.files += len(chunk)
                 minutes = sorted({entries[h, n].minute for h, n in chunk})
-                sums, row_totals = engine.minute_sums(cleaned, settings.events, settings.dimensions, t1_cutoff)
-                del cleaned
                 for (event, dimension), table in sums.items():
                     fresh.setdefault((event, dimension), []).append(table)
                     report.t1_rows += _replace_minutes(warehouse, conn, event, dimension, minutes, table, t1_cutoff)
@@ -112,14 +119,16 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
     return report
 
 
-def _chunks(work: dict[pd.Timestamp, _HourWork], entries: dict) -> list[list[tuple[pd.Timestamp, str]]]:
-    """The stale minutes' files, in chunks of whole minutes of at most ``CHUNK_ROWS`` rows."""
+def _chunks(work: dict[pd.Timestamp, _HourWork], entries: dict,
+            budget: int | None) -> list[list[tuple[pd.Timestamp, str]]]:
+    """The stale minutes' files, in chunks of whole minutes of at most ``budget`` rows (one chunk
+    without a budget: Spark computes a backfill range in one job)."""
     chunks, current, size = [], [], 0
     for hour, item in work.items():
         for minute in item.stale:
             names = [entry.rsplit(":", 1)[0] for entry in item.wanted[minute]]
             rows = sum(entries[hour, n].rows for n in names)
-            if current and size + rows > CHUNK_ROWS:
+            if current and budget is not None and size + rows > budget:
                 chunks.append(current)
                 current, size = [], 0
             current += [(hour, n) for n in names]

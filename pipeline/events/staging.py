@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterator, Sequence, TypeVar
@@ -58,4 +59,52 @@ def staged_table(data: bytes, parquet: bool = False) -> pa.Table:
 
 
 def read_staged(lake: Lake, key: str) -> pa.Table:
-    return staged_table(lake.read_bytes(key), parquet=key.endswith(".parquet"))
+    cached = _HANDOFF.take(key)
+    return cached if cached is not None else staged_table(lake.read_bytes(key), parquet=key.endswith(".parquet"))
+
+
+def hand_off(key: str, cleaned: pa.Table) -> None:
+    """Keep rows just staged under ``key`` for the t1 step of the same run (``read_staged``)."""
+    _HANDOFF.put(key, cleaned)
+
+
+def forget(key: str) -> None:
+    _HANDOFF.take(key)
+
+
+class _Handoff:
+    """Tables staged by this process, waiting for t1 of the same run to read them: raw_files and
+    t1_minute run in one process, so t1 need not read back and decode what claiming just wrote.
+
+    Bounded by bytes (oldest out first) and emptied as t1 takes each table, so memory stays
+    bounded whatever the backfill; a key holds one content only (it carries the checksum), and a
+    miss simply reads the lake.
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._tables: dict[str, tuple[pa.Table, int]] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, key: str, table: pa.Table) -> None:
+        size = table.get_total_buffer_size()
+        with self._lock:
+            if size > self.max_bytes or key in self._tables:
+                return
+            while self._bytes + size > self.max_bytes:
+                oldest = next(iter(self._tables))
+                self._bytes -= self._tables.pop(oldest)[1]
+            self._tables[key] = (table, size)
+            self._bytes += size
+
+    def take(self, key: str) -> pa.Table | None:
+        with self._lock:
+            found = self._tables.pop(key, None)
+            if found is None:
+                return None
+            self._bytes -= found[1]
+            return found[0]
+
+
+_HANDOFF = _Handoff(max_bytes=512 * 1024 * 1024)
