@@ -119,16 +119,14 @@ def t1_checks(db: Warehouse, settings: Settings, reports: list[MinuteReport]) ->
 
 
 def schema_mismatches(conn, settings: Settings) -> list[str]:
-    problems = []
-    for event, dimension in pairs(settings.events, settings.dimensions):
-        for spec in (t1_table(event, dimension), t2_table(event, dimension), rank_table(event, dimension)):
-            rows = conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
-                "ORDER BY ordinal_position", (spec.schema, spec.name)).fetchall()
-            actual = tuple(r[0] for r in rows)
-            if actual != spec.column_names:
-                problems.append(f"{spec.qualified}: columns {list(actual)}, expected {list(spec.column_names)}")
-    return problems
+    specs = [make(e, d) for e, d in pairs(settings.events, settings.dimensions) for make in (t1_table, t2_table, rank_table)]
+    rows = conn.execute(
+        "SELECT table_schema || '.' || table_name, array_agg(column_name::text ORDER BY ordinal_position) "
+        "FROM information_schema.columns WHERE table_schema = ANY(%s) GROUP BY 1",
+        (sorted({spec.schema for spec in specs}),)).fetchall()
+    actual = {name: tuple(columns) for name, columns in rows}
+    return [f"{spec.qualified}: columns {list(actual.get(spec.qualified, ()))}, expected {list(spec.column_names)}"
+            for spec in specs if actual.get(spec.qualified, ()) != spec.column_names]
 
 
 def t2_checks(db: Warehouse, settings: Settings, hours: list[pd.Timestamp],

@@ -98,9 +98,10 @@ def engine_for(settings: Settings) -> Engine:
 
 
 def hour_chunks(hours: list[pd.Timestamp], engine: Engine) -> list[list[pd.Timestamp]]:
-    """A long backfill range in pieces: a day for pandas, a week for Spark (one job each).
+    """A long backfill range in pieces: six hours for pandas, a week for Spark (one job each).
 
-    Bounds memory and the advisory locks held at once (one per hour) however long the range.
+    Bounds memory (a chunk's new minute aggregates wait for its transaction to commit) and the
+    advisory locks held at once (one per hour) however long the range.
     """
-    size = 168 if engine.name == "spark" else 24
+    size = 168 if engine.name == "spark" else 6
     return [hours[i:i + size] for i in range(0, len(hours), size)]

@@ -38,9 +38,14 @@ def test_t1_checks_fail_on_rows_that_do_not_reconcile_and_on_a_missing_unique_in
 
     with warehouse.connect() as conn:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier("events", "purchase_brand_minute_key")))
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN extra text").format(t2_table("purchase", "brand").table))
     results = {r.check_name: r for r in checks.t1_checks(warehouse, SETTINGS, [report])}
     assert not results["t1_unique_keys"].passed
     assert "events.purchase_brand_minute" in results["t1_unique_keys"].metadata["problems"].value
+    assert not results["t1_schema"].passed
+    assert results["t1_schema"].metadata["problems"].value == [
+        "events.purchase_brand_hour: columns ['hour', 'brand', 'gmv', 'purchase_count', 'avg_price', 'extra'], "
+        "expected ['hour', 'brand', 'gmv', 'purchase_count', 'avg_price']"]
 
 
 def test_t2_checks_compare_with_the_minute_aggregates_and_with_t1(warehouse):
