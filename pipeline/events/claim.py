@@ -58,7 +58,8 @@ def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, transf
         staged = transform.stage(data, fname.name, fname.minute)
     except transform.BadFile as error:
         return error
-    return staged_bytes(staged.cleaned), staged
+    # The encoded rows are what is kept: the table goes, as files wait in the read-ahead queue.
+    return staged_bytes(staged.cleaned), staged._replace(cleaned=None)
 
 
 def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed) -> FileEntry:
