@@ -156,12 +156,15 @@ def recorded_runs(started_at: float) -> dict:
     instance = dg.DagsterInstance.get()
     kinds = dg.DagsterEventType
     step_types = {kinds.STEP_START, kinds.STEP_SUCCESS, kinds.STEP_FAILURE}
-    runs, steps = [], {}
+    runs, steps, failed = [], {}, []
     try:
         for record in instance.get_run_records(ascending=True):
             run = record.dagster_run
+            partition = run.tags.get("dagster/partition") or run.tags.get(RANGE_START_TAG, "-")
+            if run.status != dg.DagsterRunStatus.SUCCESS:
+                failed.append([run.job_name, partition])
             if record.start_time is None or record.end_time is None:
-                continue
+                continue  # never started or never ended: no time to split
             begun: dict[str, float] = {}
             step_total = 0.0
             for event in instance.get_records_for_run(run.run_id, of_type=step_types).records:
@@ -175,7 +178,7 @@ def recorded_runs(started_at: float) -> dict:
                     step_total += seconds
             runs.append({
                 "job": run.job_name,
-                "partition": run.tags.get("dagster/partition") or run.tags.get(RANGE_START_TAG, "-"),
+                "partition": partition,
                 "status": run.status.value,
                 "start_s": record.start_time - started_at,
                 "end_s": record.end_time - started_at,
@@ -186,7 +189,7 @@ def recorded_runs(started_at: float) -> dict:
     return {
         "runs": runs,
         "steps": steps,
-        "failed_runs": [[r["job"], r["partition"]] for r in runs if r["status"] != "SUCCESS"],
+        "failed_runs": failed,
     }
 
 

@@ -38,9 +38,13 @@ _BUCKETS = (
 _WRAPPERS = ("pipeline/batch.py",)  # process() and its helpers: their cumulative time is everything
 
 
+_ROOT = str(Path(__file__).resolve().parents[1]) + "/"
+
+
 def _short(key) -> str:
+    """``pipeline/events/assets.py:82(t1_minute)``: paths from the checkout or site-packages."""
     filename, line, name = key
-    return f"{filename.split('site-packages/')[-1].split('/work/main/')[-1]}:{line}({name})"
+    return f"{filename.split('site-packages/')[-1].removeprefix(_ROOT)}:{line}({name})"
 
 
 def profile_summary(path: Path, top: int = 12) -> dict:

@@ -33,12 +33,12 @@ class Shape:
     brands: int
     brand_exponent: float  # Zipf over the brands after the named head
     brand_head: tuple[float, ...]  # shares of branded events of the first named brands
-    # Users and sessions. ``users_per_event`` sizes the user pool when the config names none
-    # (0: ``default_users``). A session's expected events are its weight x ``session_events``,
-    # the weight drawn from an exponential law (``session_weights="exponential"``, whose sessions
-    # then hold 1 + ``session_events`` events on average, counting only those with an event) or
-    # fixed ("constant"); its events fall in ``session_minutes`` consecutive minutes, drawn
-    # uniformly from 1 .. ``session_minutes_max`` (or exactly that many when not ``random``).
+    # Users and sessions. When the config names no user count, the pool is ``default_users`` if
+    # set, else the events x ``users_per_event``. A session's expected events are its weight x
+    # ``session_events``, the weight drawn from an exponential law (``session_weights=
+    # "exponential"``: sessions then hold 1 + ``session_events`` events on average, counting only
+    # those with an event) or fixed ("constant"); its events fall in consecutive minutes, as many as
+    # ``session_minutes_max`` or, with ``random_session_minutes``, 1 .. ``session_minutes_max``.
     users_per_event: float
     default_users: int
     session_events: float
@@ -58,7 +58,7 @@ REALISTIC = Shape(
     missing_category_code_share=0.30,
     products=200_000,
     # Calibrated so that 42M events touch ~167k of the 200k products (one minute of 40,000 events
-    # ~12-13k): see bench/README.md.
+    # touches ~11k, sessions repeating products): see bench/README.md.
     zipf_exponent=1.1,
     zipf_offset=20.0,
     knee_share=0.275,
