@@ -72,7 +72,8 @@ def cmd_generate(args) -> int:
 
     start = dt.datetime.fromisoformat(args.start).replace(tzinfo=dt.timezone.utc)
     config = GeneratorConfig(start=start, minutes=args.minutes, events_per_minute=args.events_per_minute,
-                             servers=args.servers, seed=args.seed, gzip=args.gzip)
+                             servers=args.servers, seed=args.seed, gzip=args.gzip,
+                             shape="simple" if args.simple else "realistic")
     target = Path(args.out)
     target.mkdir(parents=True, exist_ok=True)
     with _progress() as progress:
@@ -321,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--servers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gzip", action="store_true")
+    p.add_argument("--simple", action="store_true",
+                   help="the first generator's easy shape (5,000 products, long sessions) instead of the "
+                        "public data set's (bench/README.md)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("replay", help="land files from a folder into the lake's landing/")
