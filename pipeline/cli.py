@@ -102,10 +102,22 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def _warm_workers(settings: Settings) -> None:
+    """With many files waiting, start the pandas engine's worker processes now, in the background,
+    so that they are ready when the first claim wants them (their start overlaps this one's)."""
+    if settings.engine != "pandas":
+        return
+    from pipeline.events import workers
+
+    if len(_lake(settings).list_page("landing/", limit=workers.PROCESSES_FROM)) >= workers.PROCESSES_FROM:
+        workers.warm()
+
+
 def cmd_process(args) -> int:
     from pipeline.batch import process
 
     settings = _settings()
+    _warm_workers(settings)
     instance, defs = _instance_and_defs(settings)
 
     def on_run(job: str, label: str, ok: bool) -> None:

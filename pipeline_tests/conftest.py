@@ -22,16 +22,23 @@ from pipeline_tests import processes
 
 
 # What may outlive its test until pytest exits: PySpark keeps one JVM per Python process (it ends
-# when this process does; the spark fixture stops the session, not the JVM).
-LIVES_WITH_PYTEST = ("org.apache.spark.deploy.SparkSubmit",)
+# when this process does; the spark fixture stops the session, not the JVM), and Python's own
+# multiprocessing resource tracker and fork server, started with the pandas engine's worker
+# processes, likewise.
+LIVES_WITH_PYTEST = ("org.apache.spark.deploy.SparkSubmit", "multiprocessing.resource_tracker",
+                     "multiprocessing.forkserver")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_process_left_behind():
     """Fails the test run when a process the tests started is still alive after its teardown:
     any session started through ``pipeline_tests.processes`` (a daemon, a webserver and what
-    they started, however deep), and any child of pytest still running. Kills what it finds."""
+    they started, however deep), and any child of pytest still running. Kills what it finds.
+    The pandas engine's worker processes live as long as the process that uses them: stopped first."""
     yield
+    from pipeline.events import workers
+
+    workers.shutdown()
     left = processes.leftovers()
     children = {pid: command for pid, command in processes.descendants(os.getpid()).items()
                 if not any(marker in command for marker in LIVES_WITH_PYTEST)}

@@ -211,6 +211,14 @@ def _empty_sums(key_type: pa.DataType) -> pa.Table:
                      "count": pa.array([], pa.int64()), "units": pa.array([], pa.int64())})
 
 
+def sums_and_totals(table: pa.Table, events: Iterable[str], dimensions: Iterable[str],
+                    after: pd.Timestamp | None = None) -> tuple[dict[tuple[str, str], pa.Table], dict[str, tuple[int, float]]]:
+    """``minute_sums`` and ``row_totals`` of the same rows, deduplicated once for both."""
+    events = tuple(events)
+    kept = kept_by_dedupe(table) if "view" in events else None
+    return minute_sums(table, events, dimensions, kept), row_totals(table, events, kept, after)
+
+
 def row_totals(table: pa.Table, events: Iterable[str], kept: np.ndarray | None = None,
                after: pd.Timestamp | None = None) -> dict[str, tuple[int, float]]:
     """Per event, (rows, sum of prices) of the rows of minutes after ``after``, counted from rows,

@@ -52,22 +52,22 @@ def build_event_assets(settings: Settings) -> list:
         group_name=GROUP,
         key_prefix=[GROUP],
         owners=OWNERS,
-        kinds={"csv", "arrow"},
+        kinds={"csv", "arrow", settings.engine},
         pool="events_ingest",
         check_specs=checks.raw_check_specs(),
         metadata={"lake_prefixes": "landing/ -> raw/<hour>/, staged/<hour>/, manifests/<hour>.json, quarantine/"},
     )
-    def raw_files(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+    @on_engine(settings)
+    def raw_files(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine):
         """Claims the hour's landed files: validates each, moves it to raw/, stages its accepted
         rows (Arrow IPC) and records name, size, checksum and row counts in the hour's manifest.
         Unusable files go to quarantine/ with a reason, unusable rows (bad values, a wrong number of
         fields) to quarantine/ beside their file; identical re-landings are dropped. Files with extra
         columns are accepted (the extra columns are not in the tables) and reported."""
-        store, db = lake.get(), warehouse.get()
         total = ClaimReport()
         for hour in partition_hours(context):
             with db.advisory_lock(layout.hour_lock_name(hour)):
-                total.merge(claim_hour(store, hour, settings.landing_page_size))
+                total.merge(claim_hour(store, hour, engine, settings.landing_page_size))
         for name, reason in total.quarantined.items():
             context.log.warning(f"quarantined {name}: {reason}")
         if total.rejected_rows:

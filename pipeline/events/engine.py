@@ -8,13 +8,16 @@ identical tables (``pipeline_tests/events/test_spark_parity.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.events import aggregation
+from pipeline.events import aggregation, staging, workers
+from pipeline.events.staging import StagedFile, StageTask
+from pipeline.resources.lake import Lake
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,25 +30,55 @@ Totals = dict[str, tuple[int, float]]  # event -> (rows, sum of prices), counted
 class Engine(Protocol):
     name: str
 
-    def minute_sums(self, cleaned: pa.Table, events: Sequence[str], dimensions: Sequence[str],
-                    after: pd.Timestamp | None = None) -> tuple[Sums, Totals]:
-        """Accepted, cleaned rows of some minutes -> per (event, dimension) minute sums (views
-        deduplicated), and ``aggregation.row_totals`` of the rows of minutes after ``after``."""
+    def stage(self, lake: Lake, tasks: Sequence[StageTask]) -> Iterator[StagedFile]:
+        """``staging.stage_file`` of each task, yielded in task order: claiming's pure part."""
+
+    def minute_sums(self, lake: Lake, chunks: Sequence[Sequence[str]], events: Sequence[str],
+                    dimensions: Sequence[str], after: pd.Timestamp | None = None) -> Iterator[tuple[Sums, Totals]]:
+        """For each chunk of staged keys (the files of whole minutes), in order: the per (event,
+        dimension) minute sums of its rows (views deduplicated) and ``aggregation.row_totals`` of
+        the rows of minutes after ``after``."""
 
     def hour_sums(self, minutes: Sequence[pa.Table], key_type: pa.DataType) -> pa.Table:
         """Minute sums of one (event, dimension) -> one row per (hour, key)."""
 
 
 class PandasEngine:
+    """pandas and pyarrow on this machine: small work on threads of this process (rows staged
+    here are handed to t1 in memory), large work on worker processes (every core, no GIL)."""
+
     name = "pandas"
 
-    def minute_sums(self, cleaned, events, dimensions, after=None):
-        kept = aggregation.kept_by_dedupe(cleaned) if "view" in events else None  # once, for both
-        return (aggregation.minute_sums(cleaned, events, dimensions, kept),
-                aggregation.row_totals(cleaned, events, kept, after))
+    def stage(self, lake, tasks):
+        if workers.wanted(len(tasks), workers.PROCESSES_FROM):
+            yield from workers.in_order(functools.partial(staging.stage_in_worker, lake.reopen()), tasks)
+            return
+
+        def stage_here(task: StageTask) -> StagedFile:
+            report, cleaned = staging.stage_file(lake, task)
+            if cleaned is not None:
+                staging.hand_off(report.staged_key, cleaned)
+            return report
+
+        yield from staging.in_order(tasks, stage_here)
+
+    def minute_sums(self, lake, chunks, events, dimensions, after=None):
+        events, dimensions = tuple(events), tuple(dimensions)
+        if workers.wanted(len(chunks), 2):
+            work = functools.partial(_sums_in_worker, lake.reopen(), events, dimensions, after)
+            yield from workers.in_order(work, [tuple(chunk) for chunk in chunks])
+            return
+        for chunk in chunks:
+            yield aggregation.sums_and_totals(staging.read_chunk(lake, chunk), events, dimensions, after)
 
     def hour_sums(self, minutes, key_type):
         return aggregation.merge_sums(minutes, key_type, hourly=True)
+
+
+def _sums_in_worker(spec, events, dimensions, after, chunk) -> tuple[Sums, Totals]:
+    """``minute_sums`` of one chunk in a worker process, on the lake ``spec`` names."""
+    return aggregation.sums_and_totals(staging.read_chunk(staging.worker_lake(spec), chunk), events,
+                                       dimensions, after)
 
 
 class SparkEngine:
@@ -61,13 +94,19 @@ class SparkEngine:
         """The run's session (started now if it is the first use)."""
         return self._session()
 
-    def minute_sums(self, cleaned, events, dimensions, after=None):
-        if not cleaned.num_rows:
-            return PandasEngine().minute_sums(cleaned, events, dimensions, after)
+    def stage(self, lake, tasks):
+        yield from PandasEngine().stage(lake, tasks)
+
+    def minute_sums(self, lake, chunks, events, dimensions, after=None):
         from pipeline.events import spark_transform
 
-        return (spark_transform.minute_sums(self._session(), cleaned, events, dimensions),
-                aggregation.row_totals(cleaned, events, None, after))
+        for chunk in chunks:
+            cleaned = staging.read_chunk(lake, chunk)
+            if not cleaned.num_rows:
+                yield aggregation.sums_and_totals(cleaned, events, dimensions, after)
+                continue
+            yield (spark_transform.minute_sums(self._session(), cleaned, events, dimensions),
+                   aggregation.row_totals(cleaned, events, None, after))
 
     def hour_sums(self, minutes, key_type):
         if not any(part.num_rows for part in minutes):

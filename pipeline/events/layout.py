@@ -73,12 +73,32 @@ def hour_of_slug(text: str) -> pd.Timestamp:
     return pd.Timestamp(dt.datetime.strptime(text, "%Y-%m-%d-%H"), tz="UTC")
 
 
+def rejected_key(hour: pd.Timestamp, name: str, sha256: str) -> str:
+    """A staged file's rejected rows (CSV), until claiming moves them into quarantine/."""
+    return f"staged/{slug(hour)}/{name}.{sha256[:16]}.rejected.csv"
+
+
+def _quarantine_key(name: str) -> str:
+    return f"quarantine/{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%f')}-{name}"
+
+
+def _reason(lake: Lake, key: str, name: str, reason: str, details: dict) -> None:
+    lake.write_text(key + ".reason.json", json.dumps({"file": name, "reason": reason, **details}, indent=2))
+
+
 def quarantine(lake: Lake, name: str, data: bytes, reason: str, **details) -> str:
     """Keep an unusable file with a machine- and human-readable reason next to it."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    key = f"quarantine/{stamp}-{name}"
+    key = _quarantine_key(name)
     lake.write_bytes(key, data)
-    lake.write_text(key + ".reason.json", json.dumps({"file": name, "reason": reason, **details}, indent=2))
+    _reason(lake, key, name, reason, details)
+    return key
+
+
+def quarantine_object(lake: Lake, source: str, name: str, reason: str, **details) -> str:
+    """``quarantine`` for an object already in the lake: moved there, its bytes never read here."""
+    key = _quarantine_key(name)
+    lake.move(source, key)
+    _reason(lake, key, name, reason, details)
     return key
 
 

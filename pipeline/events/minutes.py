@@ -17,7 +17,6 @@ from pipeline.events import aggregation, clock
 from pipeline.events.aggregates import State, Sums, key_type, read_aggregates, write_aggregates
 from pipeline.events.engine import Engine, engine_for
 from pipeline.events.layout import FileEntry, Manifest, hour_lock_name
-from pipeline.events.staging import in_order, read_staged
 from pipeline.events.tables import pairs, t1_table
 from pipeline.resources.lake import Lake
 from pipeline.resources.warehouse import Warehouse
@@ -86,20 +85,16 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
         if not work:
             return report
 
-        def compute(chunk: list[tuple[pd.Timestamp, str]]):
-            """One chunk's sums and row totals: the pure part, run ahead on a worker thread."""
-            cleaned = pa.concat_tables([read_staged(lake, entries[h, n].staged(h)) for h, n in chunk],
-                                       promote_options="permissive")
-            sums, row_totals = engine.minute_sums(cleaned, settings.events, settings.dimensions, t1_cutoff)
-            return chunk, sums, row_totals
-
         fresh: dict[tuple[str, str], list[pa.Table]] = {}
         totals: dict[str, list] = {}
-        # Chunks are computed ahead on worker threads while this thread replaces the rows of the
-        # previous ones (PostgreSQL works on its own core meanwhile): one transaction, in order.
+        # The engine computes chunks ahead (on worker processes, or executors) while this thread
+        # replaces the rows of the previous ones (PostgreSQL works on its own core meanwhile):
+        # one transaction, in order.
         chunks = _chunks(work, entries, None if engine.name == "spark" else CHUNK_ROWS)
+        keys = [[entries[h, n].staged(h) for h, n in chunk] for chunk in chunks]
         with warehouse.connect() as conn, conn.transaction():
-            for chunk, sums, row_totals in in_order(chunks, compute, workers=1 if engine.name == "spark" else 2):
+            results = engine.minute_sums(lake, keys, settings.events, settings.dimensions, t1_cutoff)
+            for chunk, (sums, row_totals) in zip(chunks, results):
                 report.files += len(chunk)
                 minutes = sorted({entries[h, n].minute for h, n in chunk})
                 for (event, dimension), table in sums.items():

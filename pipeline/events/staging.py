@@ -1,5 +1,11 @@
-"""Staged rows: a claimed file's accepted rows, typed and cleaned, as t1 reads them; and the
-read-ahead that claiming and t1 share."""
+"""Staging: a landed file read, checked and split into its accepted rows (typed and cleaned, as
+t1 reads them) and its rejected rows, both written beside each other in ``staged/``; the staged
+format; and the read-ahead that claiming and t1 share.
+
+``stage_file`` is the pure part of claiming, one file at a time, with no decision in it: it runs
+on worker threads or processes (or Spark executors), while the claiming thread decides, in order,
+what each file becomes (accepted, duplicate, quarantined) from the reports.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,12 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
-from pipeline.resources.lake import Lake
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipeline.events import layout, schema, transform
+from pipeline.resources.lake import Lake, open_lake, sha256_hex
 
 T, R = TypeVar("T"), TypeVar("R")
 
@@ -108,3 +119,88 @@ class _Handoff:
 
 
 _HANDOFF = _Handoff(max_bytes=512 * 1024 * 1024)
+
+
+# --------------------------------------------------------------------------------- one file
+
+
+@dataclass(frozen=True)
+class StageTask:
+    """A landed file to stage: where it is, and whether its name is recorded already (then only
+    its checksum is wanted: it is a duplicate or a conflicting file, never staged again)."""
+
+    key: str
+    hour: pd.Timestamp
+    checksum_only: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+@dataclass
+class StagedFile:
+    """What staging found of one landed file: all the claiming thread needs to decide its fate,
+    and no row of it. ``staged_key`` and ``rejected_key`` are written, not yet durably."""
+
+    key: str
+    name: str
+    sha256: str = ""
+    size: int = 0
+    gone: bool = False  # moved away between listing and reading (another claim took it)
+    error: str = ""  # why the whole file is unusable (it goes to quarantine as it is)
+    staged_key: str = ""  # its accepted rows
+    rejected_key: str = ""  # its rejected rows, as CSV with their reason ("" when none)
+    rows: int = 0  # data lines read
+    rejected_rows: int = 0
+    malformed_rows: int = 0  # of the rejected rows, lines with a wrong number of fields
+    extra_columns: tuple[str, ...] = ()
+    reasons: dict[str, int] = field(default_factory=dict)  # rejected rows per reason
+
+
+def stage_file(lake: Lake, task: StageTask) -> tuple[StagedFile, pa.Table | None]:
+    """Read, check and stage one landed file; returns the report and, when staged, its cleaned
+    rows (for ``hand_off``). Keys hold the file's checksum, so a key is only ever written with
+    one content, whichever worker writes it and whatever the claim then decides."""
+    report = StagedFile(task.key, task.name)
+    try:
+        data = lake.read_bytes(task.key)
+    except FileNotFoundError:
+        report.gone = True
+        return report, None
+    report.sha256, report.size = sha256_hex(data), len(data)
+    if task.checksum_only:
+        return report, None
+    try:
+        staged = transform.stage(data, task.name, schema.parse_file_name(task.name).minute)
+    except transform.BadFile as error:
+        report.error = str(error)
+        return report, None
+    report.rows, report.malformed_rows = staged.rows, staged.malformed_rows
+    report.rejected_rows, report.extra_columns = staged.rejected.num_rows, staged.extra_columns
+    report.staged_key = layout.staged_key(task.hour, task.name, report.sha256)
+    lake.write_bytes(report.staged_key, staged_bytes(staged.cleaned), durable=False)
+    if report.rejected_rows:
+        rejected = staged.rejected.to_pandas()
+        report.reasons = {str(k): int(v) for k, v in rejected["reason"].value_counts().items()}
+        report.rejected_key = layout.rejected_key(task.hour, task.name, report.sha256)
+        lake.write_bytes(report.rejected_key, rejected.to_csv(index=False).encode(), durable=False)
+    return report, staged.cleaned
+
+
+def read_chunk(lake: Lake, keys: Sequence[str]) -> pa.Table:
+    """The staged rows of some files, as one table (a chunk of whole minutes for t1)."""
+    return pa.concat_tables([read_staged(lake, key) for key in keys], promote_options="permissive")
+
+
+_LAKES: dict[tuple[str, str | None], Lake] = {}
+
+
+def worker_lake(spec: tuple[str, str | None]) -> Lake:
+    """The lake ``spec`` names (``Lake.reopen``), opened once per worker process."""
+    return _LAKES.get(spec) or _LAKES.setdefault(spec, open_lake(*spec))
+
+
+def stage_in_worker(spec: tuple[str, str | None], task: StageTask) -> StagedFile:
+    """``stage_file`` in a worker process."""
+    return stage_file(worker_lake(spec), task)[0]

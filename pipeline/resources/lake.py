@@ -107,6 +107,10 @@ class Lake(ABC):
         self.write_bytes(dst, self.read_bytes(src))
         self.delete(src)
 
+    def reopen(self) -> tuple[str, str | None]:
+        """(url, endpoint): what ``open_lake`` needs to open this lake in another process."""
+        return self.url, None
+
     def uri(self, key: str) -> str:
         return f"{self.url.rstrip('/')}/{validate_key(key)}"
 
@@ -211,6 +215,9 @@ class S3Lake(Lake):
 
             client = boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
         self.client = client
+
+    def reopen(self) -> tuple[str, str | None]:
+        return self.url, self.client.meta.endpoint_url
 
     def _full(self, key: str) -> str:
         return self.prefix + validate_key(key)

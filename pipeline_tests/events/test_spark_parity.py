@@ -25,6 +25,7 @@ from pipeline.events.staging import staged_bytes, staged_table
 from pipeline.events.engine import SparkEngine, get_engine
 from pipeline.events.jobs import ARCHIVE_JOB
 from pipeline.events.tables import pairs, rank_table, t1_table, t2_table
+from pipeline.resources.lake import LocalLake
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -135,13 +136,15 @@ def test_empty_input_gives_the_empty_frames_of_pandas(spark, rows):
         _assert_identical(frame, expected[pair], f"empty {pair}")
 
 
-def test_the_engine_starts_no_session_for_nothing():
+def test_the_engine_starts_no_session_for_nothing(tmp_path):
     def no_session():
         raise AssertionError("a Spark session was asked for with nothing to compute")
 
     engine = SparkEngine(no_session)
+    lake = LocalLake(tmp_path / "lake")
     empty = transform.as_table(_cleaned([(TIES_NAME, TIES.encode())]).iloc[0:0])
-    sums, totals = engine.minute_sums(empty, EVENTS, DIMENSIONS)
+    lake.write_bytes("staging/empty.arrow", staged_bytes(empty))
+    ((sums, totals),) = engine.minute_sums(lake, [["staging/empty.arrow"]], EVENTS, DIMENSIONS)
     assert all(table.num_rows == 0 for table in sums.values()) and totals == {"purchase": (0, 0.0), "view": (0, 0)}
     assert engine.hour_sums([sums[("view", "brand")]], pa.string()).num_rows == 0
     with pytest.raises(ValueError, match="PIPELINE_ENGINE='dask'"):
@@ -261,7 +264,7 @@ def _archive(tmp_path, pg_url, engine_name: str, batches) -> list[pd.DataFrame]:
         for name, data in batch:
             lake.write_bytes(f"landing/{name}", data)
         for hour in sorted({schema.parse_file_name(n).minute.floor("h") for n, _ in batch}):
-            claim_hour(lake, hour)
+            claim_hour(lake, hour, engine)
         report = archive_block(lake, warehouse, day, day + pd.Timedelta(days=1), engine)
         assert report.raw_deleted == len(batch) and not list(lake.list("raw/")), engine_name
         archives.append((report, pd.read_csv(io.BytesIO(lake.read_bytes(report.key)), compression="gzip",
