@@ -56,6 +56,15 @@ GROUP_SAMPLES = {  # group -> (module, what it writes) for `clickflow generate <
 }
 
 
+def _clickstream_days(settings: Settings) -> dict:
+    """A clickstream batch inside the group's daily partitions (PIPELINE_PARTITIONS_START .. END),
+    so that `clickflow process` loads it: the first days from the start, never past today."""
+    today = dt.date.today()
+    if settings.partitions_end:
+        today = min(today, dt.date.fromisoformat(settings.partitions_end) - dt.timedelta(days=1))
+    return {"start": dt.date.fromisoformat(settings.partitions_start), "today": today}
+
+
 def cmd_generate(args) -> int:
     from pipeline.events.generate import GeneratorConfig, write_files
 
@@ -64,7 +73,8 @@ def cmd_generate(args) -> int:
 
         module, what = GROUP_SAMPLES[args.group]
         settings = _settings()
-        keys = importlib.import_module(module).generate(_lake(settings), seed=args.seed)
+        window = _clickstream_days(settings) if args.group == "clickstream" else {}
+        keys = importlib.import_module(module).generate(_lake(settings), seed=args.seed, **window)
         keys = keys if isinstance(keys, list) else [keys]
         console.print(f"wrote {what}: {len(keys)} object(s) in {settings.lake_url}")
         return 0

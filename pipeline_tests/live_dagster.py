@@ -87,8 +87,10 @@ def _stop_postgres(pg_dir: Path, timeout: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def live_dagster(lake_dir: Path, logs: Path, **env: str) -> Iterator[LiveDagster]:
+def live_dagster(lake_dir: Path, logs: Path, before_start: Callable[[Settings], object] | None = None,
+                 **env: str) -> Iterator[LiveDagster]:
     """Daemon + webserver on a fresh instance; stopped, and the embedded server deleted, on exit.
+    ``before_start`` runs on the prepared instance (DAGSTER_HOME set) before they start.
 
     The instance lives under a short /tmp path (unix socket paths are limited to ~100 bytes).
     """
@@ -107,6 +109,8 @@ def live_dagster(lake_dir: Path, logs: Path, **env: str) -> Iterator[LiveDagster
         settings = Settings.from_env()
         try:
             prepare_instance(settings)  # embedded server + dagster.yaml; sets DAGSTER_HOME
+            if before_start:
+                before_start(settings)
             port = _free_port()
             workspace = str(ROOT / "workspace.yaml")
             for name, args in [("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace]),
