@@ -92,8 +92,8 @@ def serve(clone, *args: str) -> dict[str, str]:
 
 
 def test_validate_and_list(clone):
-    assert "All code locations passed validation" in run(clone, "dagster", "definitions", "validate",
-                                                         "-w", "workspace.yaml").stderr
+    validated = run(clone, "dagster", "definitions", "validate", "-w", "workspace.yaml")
+    assert "All code locations passed validation" in validated.stdout + validated.stderr
     run(clone, "dg", "check", "defs")
     listed = json.loads(run(clone, "dg", "list", "defs", "--json").stdout)
     assert "landing_sensor" in json.dumps(listed) and "events/t1_minute" in json.dumps(listed)
