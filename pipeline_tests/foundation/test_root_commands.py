@@ -88,7 +88,18 @@ def serve(clone, *args: str) -> dict[str, str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-        assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout == b""
+        stop_group(proc.pid)
+
+
+def stop_group(pgid: int, grace: float = 60) -> None:
+    """Wait for the rest of the process group (a code server leaves once its heartbeat stops), then
+    fail, after killing them, if some are still there: the command must leave nothing behind."""
+    deadline = time.monotonic() + grace
+    while (left := subprocess.run(["pgrep", "-a", "-g", str(pgid)], capture_output=True, text=True).stdout):
+        if time.monotonic() > deadline:
+            os.killpg(pgid, signal.SIGKILL)
+            raise AssertionError(f"still running {grace:.0f} s after the command stopped:\n{left}")
+        time.sleep(1)
 
 
 def test_validate_and_list(clone):
