@@ -102,8 +102,9 @@ def _kind(sensor: dg.SensorDefinition) -> str:
 class Batch:
     """The state of one batch invocation: sensor cursors, automation cursors, what was attempted.
 
-    Created before the work it should follow (its first automation evaluation is the baseline:
-    a condition's first evaluation never requests, like the daemon's first tick).
+    Before its first run it evaluates the automation conditions once, as a baseline (a condition's
+    first evaluation never requests, like the daemon's first tick); later evaluations, only after
+    runs, see what those runs changed. An invocation that runs nothing evaluates nothing.
     """
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, *, log_level: str = "INFO",
@@ -121,17 +122,19 @@ class Batch:
         self.attempted: set[tuple[str, str]] = set()  # a failing run is tried once per invocation
         self.summary = ProcessSummary()
         self._asset_job = None
-        self.automation_cursors = {s.name: self._evaluate(s, None).cursor for s in self.automations}
+        self.automation_cursors: dict[str, object] = {}
+        self._ran_since_evaluation = False
 
     # ------------------------------------------------------------------ runs
 
-    def execute(self, job_name: str, request: dg.RunRequest | None, tags: dict[str, str],
-                label_as: str | None = None) -> bool:
+    def execute(self, job_name: str, request: dg.RunRequest | None, tags: dict[str, str]) -> bool:
+        self._baseline()
         label, result = _execute(self.defs, self.instance, self.defs.resolve_job_def(job_name), request,
                                  {MODE_TAG: "process", **tags}, self.log_level)
-        return self._record(label_as or job_name, label, result)
+        return self._record(job_name, label, result)
 
     def _record(self, name: str, label: str, result) -> bool:
+        self._ran_since_evaluation = True
         self.summary.runs.append((name, label, result.success))
         if self.on_run:
             self.on_run(name, label, result.success)
@@ -184,6 +187,10 @@ class Batch:
 
     # ------------------------------------------------------------------ automation
 
+    def _baseline(self) -> None:
+        if not self.automation_cursors:
+            self.automation_cursors = {s.name: self._evaluate(s, None).cursor for s in self.automations}
+
     def _evaluate(self, sensor: dg.AutomationConditionSensorDefinition, cursor):
         return dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance,
                                                  asset_selection=sensor.asset_selection, cursor=cursor)
@@ -211,7 +218,9 @@ class Batch:
     def until_idle(self, *, retention: bool = True, max_rounds: int = 1_000) -> ProcessSummary:
         for _ in range(max_rounds):
             started = sum(self._drain(sensor) for sensor in self.inputs)
-            started += sum(self._automate(sensor) for sensor in self.automations)
+            if self._ran_since_evaluation:  # nothing ran since the last evaluation: nothing changed for it
+                self._ran_since_evaluation = False
+                started += sum(self._automate(sensor) for sensor in self.automations)
             if not started:
                 break
         events_changed = any(job in (INGEST_JOB, ARCHIVE_JOB) for job, _, _ in self.summary.runs)
