@@ -103,8 +103,10 @@ class Batch:
     """The state of one batch invocation: sensor cursors, automation cursors, what was attempted.
 
     Before its first run it evaluates the automation conditions once, as a baseline (a condition's
-    first evaluation never requests, like the daemon's first tick); later evaluations, only after
-    runs, see what those runs changed. An invocation that runs nothing evaluates nothing.
+    first evaluation never requests, like the daemon's first tick); later, an automation sensor is
+    evaluated after runs that materialized one of its assets or of their direct upstream assets
+    (what the conditions here look at), and sees what those runs changed. An invocation that runs
+    nothing evaluates nothing.
     """
 
     def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, *, log_level: str = "INFO",
@@ -123,7 +125,9 @@ class Batch:
         self.summary = ProcessSummary()
         self._asset_job = None
         self.automation_cursors: dict[str, object] = {}
-        self._ran_since_evaluation = False
+        self.materialized: set[dg.AssetKey] = set()  # since the last evaluation
+        graph = defs.resolve_asset_graph()
+        self.watched = {s.name: s.asset_selection.upstream(depth=1).resolve(graph) for s in self.automations}
 
     # ------------------------------------------------------------------ runs
 
@@ -134,7 +138,7 @@ class Batch:
         return self._record(job_name, label, result)
 
     def _record(self, name: str, label: str, result) -> bool:
-        self._ran_since_evaluation = True
+        self.materialized.update(event.asset_key for event in result.get_asset_materialization_events())
         self.summary.runs.append((name, label, result.success))
         if self.on_run:
             self.on_run(name, label, result.success)
@@ -218,9 +222,8 @@ class Batch:
     def until_idle(self, *, retention: bool = True, max_rounds: int = 1_000) -> ProcessSummary:
         for _ in range(max_rounds):
             started = sum(self._drain(sensor) for sensor in self.inputs)
-            if self._ran_since_evaluation:  # nothing ran since the last evaluation: nothing changed for it
-                self._ran_since_evaluation = False
-                started += sum(self._automate(sensor) for sensor in self.automations)
+            changed, self.materialized = self.materialized, set()
+            started += sum(self._automate(sensor) for sensor in self.automations if changed & self.watched[sensor.name])
             if not started:
                 break
         events_changed = any(job in (INGEST_JOB, ARCHIVE_JOB) for job, _, _ in self.summary.runs)
