@@ -122,6 +122,7 @@ class Batch:
         self.watchers = [s for s in sensors if _kind(s) == "run status"]
         self.cursors: dict[str, str | None] = {}
         self.attempted: set[tuple[str, str]] = set()  # a failing run is tried once per invocation
+        self.broken: set[str] = set()  # sensors whose tick raised
         self.summary = ProcessSummary()
         self._asset_job = None
         self.automation_cursors: dict[str, object] = {}
@@ -166,11 +167,21 @@ class Batch:
     # ------------------------------------------------------------------ sensors
 
     def _drain(self, sensor: dg.SensorDefinition) -> int:
-        """Tick ``sensor`` until a tick brings nothing new; returns the number of runs it started."""
+        """Tick ``sensor`` until a tick brings nothing new; returns the number of new run keys it ran.
+
+        A tick that raises is recorded as a failure (as the daemon records a failed tick), the
+        sensor is not ticked again in this invocation, and the other sensors go on."""
         started = 0
-        for _ in range(MAX_TICKS_PER_ROUND):
+        for _ in range(0 if sensor.name in self.broken else MAX_TICKS_PER_ROUND):
             before = self.cursors.get(sensor.name)
-            requests, self.cursors[sensor.name] = tick(self.defs, self.instance, sensor.name, before)
+            try:
+                requests, self.cursors[sensor.name] = tick(self.defs, self.instance, sensor.name, before)
+            except Exception as error:  # noqa: BLE001 - reported, like a failed tick under the daemon
+                self.broken.add(sensor.name)
+                self.summary.runs.append((sensor.name, f"tick failed: {type(error).__name__}: {error}"[:300], False))
+                if self.on_run:
+                    self.on_run(*self.summary.runs[-1])
+                return started
             fresh = 0
             for request in requests:
                 if request.run_key:
@@ -183,8 +194,8 @@ class Batch:
                     fresh += 1
                 job_name = request.job_name or sensor.job_name
                 self.execute(job_name, request, {SENSOR_NAME_TAG: sensor.name})
-                started += 1
-            # Requests without a run key run on every tick (as under the daemon) but never keep the loop going.
+            # Requests without a run key run on every tick (as under the daemon) but never keep the loops going.
+            started += fresh
             if not fresh and self.cursors[sensor.name] == before:
                 return started
         return started
