@@ -77,7 +77,8 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, sensor_name: str, c
     """One evaluation of a sensor: its run requests and its new cursor (returned in a SensorResult
     or set with ``context.update_cursor``)."""
     sensor = defs.resolve_sensor_def(sensor_name)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=defs.resources,
+    resources = {k: v for k, v in (defs.resources or {}).items() if k in sensor.required_resource_keys}
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources,
                                       sensor_name=sensor_name)
     result = sensor(context)
     items = list(result) if inspect.isgenerator(result) or isinstance(result, list) else [result]
