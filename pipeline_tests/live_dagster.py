@@ -117,8 +117,9 @@ def live_dagster(lake_dir: Path, logs: Path, before_start: Callable[[Settings], 
                                ("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
                                               "-w", workspace])]:
                 log = files.enter_context(open(logs / f"{name}.log", "wb"))
+                # Own process groups: the code servers they start go with them on exit.
                 procs.append(subprocess.Popen(args, cwd=ROOT, env=dict(os.environ), stdout=log,
-                                              stderr=subprocess.STDOUT))
+                                              stderr=subprocess.STDOUT, start_new_session=True))
             live = LiveDagster(settings, LocalLake(lake_dir), port, procs)
             live.wait(lambda: _up(live.url), 120, "the webserver")
             yield live
@@ -130,5 +131,8 @@ def live_dagster(lake_dir: Path, logs: Path, before_start: Callable[[Settings], 
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+            for proc in procs:  # code servers left behind (they outlive a terminated daemon or webserver)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
             _stop_postgres(home / "pg")
             shutil.rmtree(home, ignore_errors=True)
