@@ -14,7 +14,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
@@ -248,6 +248,12 @@ def open_lake(url: str, endpoint_url: str | None = None) -> Lake:
     if url.startswith("file://"):
         url = url[len("file://"):]
     return LocalLake(url)
+
+
+def fingerprint(objects: Iterable[LakeObject]) -> str:
+    """Short digest of a file set (keys and ETags): equal sets, equal digests."""
+    lines = sorted(f"{obj.key}\t{obj.etag}" for obj in objects)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:20]
 
 
 def sha256_hex(data: bytes) -> str:
