@@ -5,10 +5,13 @@ started outlives them."""
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import signal
 import socket
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pipeline.clickstream import notify
 from pipeline.resources.lake import LocalLake, S3Lake
 from pipeline.resources.warehouse import Warehouse, embedded_server_url, with_database
 from pipeline_tests import processes
@@ -143,3 +147,31 @@ def spark():
     session.conf.set("spark.sql.shuffle.partitions", "2")  # small data: fewer, cheaper tasks
     yield session
     session.stop()
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    received: list = []
+    status = 204
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(Hook.status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    """A local HTTP server as PIPELINE_NOTIFY_WEBHOOK; ``received`` holds (content type, JSON body)."""
+    Hook.received, Hook.status = [], 204
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(notify.WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hooks/clickstream")
+    yield Hook
+    server.shutdown()
+    server.server_close()
+    thread.join()

@@ -12,9 +12,9 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
 
 from dagster import ConfigurableResource
@@ -276,6 +276,12 @@ def open_lake(url: str, endpoint_url: str | None = None) -> Lake:
     if url.startswith("file://"):
         url = url[len("file://"):]
     return LocalLake(url)
+
+
+def fingerprint(objects: Iterable[LakeObject]) -> str:
+    """Short digest of a file set (keys and ETags): equal sets, equal digests."""
+    lines = sorted(f"{obj.key}\t{obj.etag}" for obj in objects)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:20]
 
 
 def sha256_hex(data: bytes) -> str:

@@ -57,8 +57,9 @@ def test_the_commands_wall_time_is_taken_apart_from_its_runs_and_steps(tmp_path,
         for url in urls.values():
             drop_database(pg_admin_url, url)
 
-    # One hour of files: one ingest run, then rankings and dashboard, then retention.
-    assert [run["job"] for run in command["runs"]] == ["events_ingest", "events_refresh", "events_retention"]
+    # One hour of files: one ingest run, then the automation conditions' run of rankings and
+    # dashboard (named __ASSET_JOB, as the daemon names it), then retention.
+    assert [run["job"] for run in command["runs"]] == ["events_ingest", "__ASSET_JOB", "events_retention"]
     assert command["runs"][0]["partition"] == "2019-10-01-00:00"
     assert all(run["status"] == "SUCCESS" for run in command["runs"])
     assert set(command["steps"]) == set(STEPS) and all(seconds > 0 for seconds in command["steps"].values())
