@@ -149,6 +149,19 @@ def spark():
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A Spark standalone cluster (a master and two workers of one core and 1 GiB, separate JVMs
+    from the pyspark package) for the session; stopped, executors included, at its end. Its
+    executors get the moto server's dummy credentials (``s3_endpoint``) in their environment."""
+    from pipeline_tests.spark_cluster import start_cluster
+
+    cluster = start_cluster(2, log_dir=tmp_path_factory.mktemp("spark-cluster"), env={
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"})
+    yield cluster
+    cluster.stop()
+
+
 class Hook(http.server.BaseHTTPRequestHandler):
     received: list = []
     status = 204

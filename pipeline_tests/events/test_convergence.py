@@ -68,10 +68,11 @@ def test_tables_converge_when_worker_processes_stage_and_sum(tmp_path, pg_url, m
     workers.shutdown()
 
 
-def _converge(seed, tmp_path, pg_url, monkeypatch):
+def _converge(seed, tmp_path, pg_url, monkeypatch, **settings: str):
+    """The property for one seed, on a platform with these settings (e.g. ``PIPELINE_ENGINE``)."""
     # t1 keeps one hour so early files fall outside its window; hour archives so blocks settle.
     platform = make_platform(tmp_path, pg_url, monkeypatch, PIPELINE_T1_RETENTION_HOURS="1",
-                             PIPELINE_ARCHIVE_BLOCK="hour", PIPELINE_ARCHIVE_SETTLE_MINUTES="30")
+                             PIPELINE_ARCHIVE_BLOCK="hour", PIPELINE_ARCHIVE_SETTLE_MINUTES="30", **settings)
     files = (sample_files("2019-10-01 00:00", 12, seed=seed)
              + sample_files("2019-10-01 01:50", 15, seed=seed + 100)
              + sample_files("2019-10-01 03:30", 10, seed=seed + 200, gzip_files=True))
@@ -122,3 +123,4 @@ def _converge(seed, tmp_path, pg_url, monkeypatch):
                if o.name.endswith(".reason.json")]
     named = {r.get("original_name", r["file"]) for r in reasons}
     assert set(BAD_FILES) <= named, (named, context)
+    return platform
