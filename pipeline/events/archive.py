@@ -9,9 +9,11 @@ fields have no columns: they are not archived, their text stays in quarantine.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,30 +196,40 @@ def _archive_here(lake: Lake, key: str, staging: str, raw: dict[str, str], kept:
 
 def _archive_on_spark(lake: Lake, key: str, staging: str, raw: dict[str, str], kept: list[str],
                       rows_of: dict[str, int], engine: Engine) -> tuple[bytes, Digests]:
-    """The archive written by Spark and verified against this platform's parser (raw files) and
-    the earlier verified archive (kept files). Raises ``_NotOnSpark`` to have it written here."""
+    """The archive written by Spark and verified against this platform's parser (raw files, each
+    parsed on an executor) and the earlier verified archive (kept files). Raises ``_NotOnSpark``
+    to have it written here.
+
+    Spark reads and writes files by path: a folder lake's own paths (on a cluster, a folder every
+    executor mounts); an S3 lake needs copies on this machine, so only a local master does it.
+    The archive Spark wrote is stored in the lake from here (its gzipped bytes pass through
+    this process, as does the first line of each raw file, read to group files by header).
+    """
     from pipeline.events import spark_archive
 
     spark = engine.session()
     master = spark.conf.get("spark.master", "")
-    if not master.startswith("local"):
-        # Executors read and write files here: only a local master shares this machine's disk.
-        raise _NotOnSpark(f"archived in this process: the Spark master {master!r} is not local, and "
-                          "executors cannot read the lake's files through this process's filesystem")
+    shared = isinstance(lake, LocalLake)
+    if not shared and not master.startswith("local"):
+        raise _NotOnSpark(f"archived in this process: the Spark master {master!r} is not local and the lake "
+                          "is not a folder, so executors cannot read copies of its files made here")
     with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
         files = [_local_path(lake, raw_key, Path(scratch) / "raw" / name) for name, raw_key in raw.items()]
         previous = _local_path(lake, key, Path(scratch) / "previous.csv.gz") if kept and lake.exists(key) else None
+        # Where Spark writes: beside the archive's staging key in a folder lake (executors see it).
+        out = lake.path(staging + ".spark") if shared else Path(scratch) / "out"
         try:
-            part, from_spark = spark_archive.write_archive(spark, files, previous, kept, Path(scratch) / "out")
+            part, from_spark = spark_archive.write_archive(spark, files, previous, kept, out)
         except Exception as error:  # e.g. a value Spark's CSV reader refuses to parse
+            _remove_tree(out)
             raise _NotOnSpark(f"archived in this process: Spark could not read the block "
                               f"({type(error).__name__})") from error
         payload = part.read_bytes()
+        _remove_tree(out)
         # The reference for raw files is the platform's own parser (Arrow), not Spark's reading.
         expected = {name: from_spark[name] for name in kept if name in from_spark}
-        for name, path in zip(raw, files):
-            table = transform.read_table(path.read_bytes(), name)
-            expected[name] = (table.num_rows, transform.rows_digest(table))
+        expected.update(_raw_digests(lake, raw, engine, spark) if shared else {
+            name: transform.file_digest(path.read_bytes(), name) for name, path in zip(raw, files)})
 
     def read_back(staged: str) -> Digests:
         with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
@@ -228,6 +240,20 @@ def _archive_on_spark(lake: Lake, key: str, staging: str, raw: dict[str, str], k
     except RuntimeError as error:
         raise _NotOnSpark(f"archived in this process: the archive Spark wrote did not verify ({error})") from error
     return payload, expected
+
+
+def _raw_digests(lake: Lake, raw: dict[str, str], engine: Engine, spark) -> Digests:
+    """``transform.file_digest`` of each raw file, each parsed on an executor (only the digests
+    come here)."""
+    from pipeline.events import spark_tasks
+
+    work = functools.partial(spark_tasks.raw_digest, lake.reopen(), engine.accumulator(spark))
+    items = sorted(raw.items())
+    return dict(spark.sparkContext.parallelize(items, engine.slices(spark, len(items))).map(work).collect())
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _local_path(lake: Lake, key: str, scratch: Path) -> Path:

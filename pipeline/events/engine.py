@@ -105,12 +105,13 @@ class SparkEngine:
     def bytes_read(self) -> int:
         return sum(acc.value for acc in self._read.values())
 
-    def _accumulator(self, spark: SparkSession):
+    def accumulator(self, spark: SparkSession):
+        """The accumulator executors add the bytes they read to (one per SparkContext)."""
         context = spark.sparkContext
         return self._read.get(id(context)) or self._read.setdefault(id(context), context.accumulator(0))
 
     @staticmethod
-    def _slices(spark: SparkSession, items: int) -> int:
+    def slices(spark: SparkSession, items: int) -> int:
         """Tasks for ``items`` files: a few per core of the cluster (small tasks balance)."""
         return max(1, min(items, 4 * spark.sparkContext.defaultParallelism))
 
@@ -121,8 +122,8 @@ class SparkEngine:
         if not tasks:
             return
         spark = self._session()
-        work = functools.partial(spark_tasks.stage, lake.reopen(), self._accumulator(spark))
-        yield from spark.sparkContext.parallelize(tasks, self._slices(spark, len(tasks))).map(work).collect()
+        work = functools.partial(spark_tasks.stage, lake.reopen(), self.accumulator(spark))
+        yield from spark.sparkContext.parallelize(tasks, self.slices(spark, len(tasks))).map(work).collect()
 
     def minute_sums(self, lake, chunks, events, dimensions, after=None):
         from pipeline.events import spark_tasks, spark_transform
@@ -132,8 +133,8 @@ class SparkEngine:
                 yield aggregation.sums_and_totals(spark_tasks.STAGED.empty_table(), events, dimensions, after)
                 continue
             spark = self._session()
-            keys = spark.sparkContext.parallelize([(key,) for key in chunk], self._slices(spark, len(chunk)))
-            read = functools.partial(spark_tasks.staged_rows, lake.reopen(), self._accumulator(spark))
+            keys = spark.sparkContext.parallelize([(key,) for key in chunk], self.slices(spark, len(chunk)))
+            read = functools.partial(spark_tasks.staged_rows, lake.reopen(), self.accumulator(spark))
             rows = spark.createDataFrame(keys, "key string").mapInArrow(read, spark_tasks.STAGED_DDL)
             yield spark_transform.sums_and_totals(spark, rows, events, dimensions, after)
 

@@ -45,3 +45,14 @@ def staged_rows(spec: tuple[str, str | None], read, batches: Iterator[pa.RecordB
             read.add(len(data))
             table = staging.staged_table(data, parquet=key.endswith(".parquet"))
             yield from table.select(STAGED.names).cast(STAGED, safe=False).to_batches()
+
+
+def raw_digest(spec: tuple[str, str | None], read, item: tuple[str, str]) -> tuple[str, tuple[int, str]]:
+    """(name, ``transform.file_digest``) of a raw file, on an executor: the reference its archive
+    is checked against."""
+    from pipeline.events import transform
+
+    name, key = item
+    data = staging.worker_lake(spec).read_bytes(key)
+    read.add(len(data))
+    return name, transform.file_digest(data, name)

@@ -177,6 +177,12 @@ def rows_digest(raw: pa.Table) -> str:
     return digest.hexdigest()
 
 
+def file_digest(data: bytes, name: str) -> tuple[int, str]:
+    """(rows, ``rows_digest``) of a landed file as ``read_table`` parses it."""
+    table = read_table(data, name)
+    return table.num_rows, rows_digest(table)
+
+
 def _gunzip(data: bytes) -> bytes:
     try:
         return gzip.decompress(data)

@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -191,11 +192,15 @@ def test_executors_read_an_s3_lake_themselves(cluster_session, s3_lake, tmp_path
 
 def test_the_platform_converges_on_the_cluster(cluster_session, spark_cluster, tmp_path, pg_url, monkeypatch):
     """The convergence property (random order, late files, duplicates, bad files; tables equal to
-    the DuckDB oracle, archives complete) with PIPELINE_ENGINE=spark on the cluster."""
+    the DuckDB oracle, archives complete) with PIPELINE_ENGINE=spark on the cluster; the archives
+    written by Spark there (a folder lake: the executors see its paths)."""
     before = _executor_tasks(cluster_session)
     platform = _converge(3, tmp_path, pg_url, monkeypatch, PIPELINE_ENGINE="spark",
                          PIPELINE_SPARK_MASTER=spark_cluster.master)
     assert platform.settings.engine == "spark"
+    archives = platform.instance.fetch_materializations(dg.AssetKey(["events", "archive"]), limit=1000).records
+    written = {r.asset_materialization.metadata["written_by"].value for r in archives}
+    assert "spark" in written and written <= {"spark", "nothing to do"}, written  # by Spark, not the driver
     after = _executor_tasks(cluster_session)
     ran = {executor: after[executor] - before.get(executor, 0) for executor in after}
     assert len(ran) == 2 and all(n > 0 for n in ran.values()), f"tasks per executor: {ran}"
