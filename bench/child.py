@@ -25,7 +25,8 @@ def _run(spec: dict) -> dict:
         from bench.platform_batch import run_command
 
         return run_command(
-            files, Path(spec["work"]), spec["pg_url"], spec["dagster_pg_url"], engine=spec["engine"]
+            files, Path(spec["work"]), spec["pg_url"], spec["dagster_pg_url"], engine=spec["engine"],
+            spark_master=spec.get("spark_master"),
         )
     if spec["kind"] == "batch":
         from bench.platform_batch import run_batch

@@ -124,14 +124,16 @@ def clickflow() -> list[str]:
 
 
 def run_command(
-    files: list[Path], work: Path, pg_url: str, dagster_pg_url: str, *, engine: str = "pandas"
+    files: list[Path], work: Path, pg_url: str, dagster_pg_url: str, *, engine: str = "pandas",
+    spark_master: str | None = None,
 ) -> dict:
     """Land ``files`` and run ``clickflow process`` as a separate command with the platform's
-    settings (Dagster instance on ``dagster_pg_url``, as ``clickflow`` prepares it): its wall time
-    from start to exit, the peak memory of its process tree, and its runs and steps as the
-    instance recorded them."""
+    settings (Dagster instance on ``dagster_pg_url``, as ``clickflow`` prepares it; a Spark
+    cluster's ``spark_master``): its wall time from start to exit, the peak memory of its process
+    tree and of the command's own process, and its runs and steps as the instance recorded them."""
     land(files, work / "lake")
-    settings = platform_env(work, pg_url, files, engine, dagster_pg_url)
+    extra = {"PIPELINE_SPARK_MASTER": spark_master, "SPARK_LOCAL_IP": "127.0.0.1"} if spark_master else {}
+    settings = platform_env(work, pg_url, files, engine, dagster_pg_url, **extra)
     env = {key: value for key, value in os.environ.items() if key != "DAGSTER_HOME"} | settings
     sys.stdout.flush()
     started_at, started = time.time(), time.perf_counter()
@@ -141,7 +143,8 @@ def run_command(
     wall = time.perf_counter() - started
     with environ(settings):
         recorded = recorded_runs(started_at)
-    return {"wall_s": wall, "exit_code": code, "peak_bytes": peak.bytes, **recorded}
+    return {"wall_s": wall, "exit_code": code, "peak_bytes": peak.bytes, "root_peak_bytes": peak.root_bytes,
+            **recorded}
 
 
 def recorded_runs(started_at: float) -> dict:

@@ -556,6 +556,45 @@ def _large_md(large: dict) -> list[str]:
     return lines + _split_md(large["rows"][1:2])
 
 
+def _cluster_md(cluster: dict) -> list[str]:
+    """The Spark standalone cluster backfills: per size and worker count, and the derived figures."""
+    rows = cluster["rows"]
+    lines = [
+        "`clickflow process` as a command with `PIPELINE_ENGINE=spark` on a local standalone cluster "
+        "(`pipeline_tests/spark_cluster.py`: a master and workers of one core and 1 GiB, separate JVMs "
+        "started from the pyspark package): executors stage the files, compute the minute sums and write "
+        "the archives; the driver gets reports and aggregates. Driver peak is the `clickflow` process "
+        "alone (its Python; not its JVM, not the executors); with its JVM in brackets. The driver, "
+        "PostgreSQL and the workers share this machine's cores.",
+        "",
+    ]
+    table = []
+    for r in rows:
+        rate = r["events"] / r["wall_s"] if r.get("wall_s") else None
+        table.append([
+            f"{r['events']:,}", str(r["workers"]), _num(r.get("wall_s")),
+            _num(rate, "{:,.0f}"), _num(rate and rate / r["workers"], "{:,.0f}"),
+            (f"{r['driver_peak_bytes'] / 2**20:,.0f} MiB ({r['peak_bytes'] / 2**20:,.0f})"
+             if r.get("driver_peak_bytes") else "-"),
+            {True: "yes", False: "**no**", None: "-"}[r.get("same_totals")] + (f" ({r['error']})" if r.get("error") else ""),
+        ])
+    lines += _table(["events", "workers", "wall s", "events/s", "events/s per worker",
+                     "driver peak (with JVM)", "t1 totals = DuckDB"], table)
+    by = {(r["events"], r["workers"]): r for r in rows}
+    sizes = sorted({r["events"] for r in rows})
+    notes = []
+    for size in sizes:
+        one, two = by.get((size, 1)), by.get((size, 2))
+        if one and two and one.get("wall_s") and two.get("wall_s"):
+            notes.append(f"- {size:,} events: speed-up from 1 to 2 workers {one['wall_s'] / two['wall_s']:.2f}x")
+    for workers in sorted({r["workers"] for r in rows}):
+        peaks = [by[s, workers].get("driver_peak_bytes") for s in sizes if (s, workers) in by]
+        if len(peaks) >= 2 and all(peaks):
+            notes.append(f"- {workers} worker(s): driver peak at {sizes[-1]:,} events / at {sizes[0]:,}: "
+                         f"{peaks[-1] / peaks[0]:.2f} (flat within 25 % is the target)")
+    return lines + ([""] + notes if notes else [])
+
+
 def write_markdown(results: dict, path: Path) -> None:
     backfill, large = results.get("backfill"), results.get("large")
     checks = targets(results)
@@ -620,6 +659,8 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += ["", f"## Backfill at {large['events']:,} events", ""] + _large_md(large)
     if results.get("scaling"):
         lines += ["", "## Scaling of `clickflow process` (pandas)", ""] + _scaling_md(results["scaling"])
+    if results.get("cluster"):
+        lines += ["", "## Spark on a standalone cluster", ""] + _cluster_md(results["cluster"])
     if results.get("live"):
         lines += ["", "## Live latency", ""] + _live_md(results["live"], results["sensor_interval_s"])
     if backfill and backfill.get("profile"):

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EVENTS, DIMENSIONS = ("purchase", "view"), ("product_id", "brand", "category_l3")
 QUICK = {
     "events": 200_000, "minutes": 10, "large": "400000:20", "seed_minutes": 2, "live_minutes": 5,
-    "scaling": "100000,200000",
+    "scaling": "100000,200000", "cluster_sizes": "100000,200000",
 }
-PARTS = ("backfill", "scaling", "live")
+PARTS = ("backfill", "scaling", "live", "cluster")
 PLATFORM_KINDS = ("command", "batch")  # runs of the platform: they get a Dagster database
 
 
@@ -254,6 +254,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scaling", help="event counts of the scaling runs (default: events x 1/4, 1/2, 1, 2)"
     )
     parser.add_argument(
+        "--cluster-sizes", default="1000000,4000000",
+        help="event counts of the Spark standalone cluster backfills (part 'cluster')",
+    )
+    parser.add_argument(
+        "--cluster-workers", default="1,2", help="worker counts of the Spark standalone cluster (one core each)"
+    )
+    parser.add_argument(
         "--only", default=",".join(PARTS), help=f"comma-separated parts to run ({', '.join(PARTS)})"
     )
     parser.add_argument(
@@ -297,6 +304,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.parts = parts
     sizes = args.scaling or ",".join(str(args.events * k // 4) for k in (1, 2, 4, 8))
     args.sizes = [int(s) for s in sizes.split(",")]
+    args.cluster_sizes = [int(s) for s in str(args.cluster_sizes).split(",")]
+    args.cluster_workers = [int(s) for s in str(args.cluster_workers).split(",")]
     try:
         args.large_size = _size(args.large)
     except ValueError:
@@ -332,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
         "shape": args.shape,
     }
     print(f"[bench] generating data under {workdir / 'data'} ...", flush=True)
-    main_data = dataset(workdir / "data", args.events, args.minutes, shape=args.shape)
+    main_data = dataset(workdir / "data", args.events, args.minutes, shape=args.shape) if args.parts & {
+        "backfill", "live"} else None
     measured: list[dict] = []  # pandas commands, reused by the scaling part
     if "backfill" in args.parts:
         results["backfill"] = run_backfill(
@@ -350,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             measured.append(results["large"]["rows"][1])
     if "scaling" in args.parts:
         results["scaling"] = run_scaling(bench, args.sizes, args.minutes, args.shape, measured)
+    if "cluster" in args.parts:
+        from bench.cluster import run_cluster
+
+        results["cluster"] = run_cluster(bench, args.cluster_sizes, args.minutes, args.shape, args.cluster_workers)
     if "live" in args.parts:
         from bench.live import run_live
 
