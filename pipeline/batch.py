@@ -3,7 +3,6 @@ until nothing is pending. What the daemon does continuously, done once (cron, CI
 
 from __future__ import annotations
 
-import json
 import weakref
 from dataclasses import dataclass, field
 from typing import Callable
@@ -11,6 +10,7 @@ from typing import Callable
 import dagster as dg
 
 from pipeline.events.jobs import ARCHIVE_JOB, INGEST_JOB, RANGE_END_TAG, RANGE_START_TAG, REFRESH_JOB, RETENTION_JOB
+from pipeline.events.sensors import LandingCursor
 
 RUN_KEY_TAG = "dagster/run_key"
 
@@ -132,4 +132,4 @@ def _hold_connections(instance: dg.DagsterInstance) -> None:
 
 def _cursor_pending(cursor: str | None) -> bool:
     """True while the landing listing has more pages to read."""
-    return bool(cursor and json.loads(cursor).get("after"))
+    return LandingCursor.load(cursor).pending

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import dagster as dg
 import pytest
@@ -17,8 +18,9 @@ import pytest
 from pipeline.batch import execute_request
 from pipeline.events.jobs import INGEST_JOB
 from pipeline.events.sensors import file_set_key
-from pipeline.resources.lake import LakeObject
+from pipeline.resources.lake import LakeObject, LocalLake
 from pipeline_tests.events.platform_fixture import Platform, make_platform, sample_files
+from pipeline_tests.events.test_exactly_once import assert_matches_oracle
 
 H00, H01, H02 = (f"2019-10-01-0{h}:00" for h in range(3))
 RANGE_START = "dagster/asset_partition_range_start"
@@ -79,8 +81,9 @@ def backlog(hour: str, objects: list[LakeObject]) -> dg.RunRequest:
     return dg.RunRequest(run_key=file_set_key(hour, objects), partition_key=hour, tags=tags)
 
 
-def after(key: str) -> str:
-    return json.dumps({"after": key})
+def after(live: str = "", backlog: str = "") -> str:
+    """The cursor: where the live and the backlog lanes continue on next tick."""
+    return json.dumps({"live": live, "backlog": backlog})
 
 
 def run_all(platform: Platform, requests: list[dg.RunRequest]) -> None:
@@ -99,7 +102,7 @@ def test_files_of_two_hours_give_one_live_request_per_hour(build):
 
     assert requests == [live(H00, listed(platform, "landing/", *names(files[:2]))),
                         live(H01, listed(platform, "landing/", *names(files[2:])))]
-    assert cursor == after("")
+    assert cursor == after()
 
 
 @both_lakes
@@ -115,7 +118,7 @@ def test_pagination_advances_the_cursor_then_starts_over(build):
 
     second, cursor = tick(platform, cursor)
     assert second == [live(H01, objects[2:])]
-    assert cursor == after("")  # a short page: the next tick lists from the start again
+    assert cursor == after()  # a short page: the next tick lists from the start again
 
     again, _ = tick(platform, cursor)
     assert again == first  # nothing was claimed meanwhile: the same first page, the same run key
@@ -156,7 +159,7 @@ def test_unusable_names_are_quarantined_with_a_reason_and_request_nothing(build)
     assert reason["reason"].startswith("bad file name:")
     early = json.loads(platform.lake.read_text(quarantined[f"{early_name}.reason.json"]))
     assert "PIPELINE_PARTITIONS_START=2019-10-01" in early["reason"]
-    assert cursor == after("")
+    assert cursor == after()
 
 
 @both_lakes
@@ -167,7 +170,7 @@ def test_a_file_after_the_last_partition_waits_in_landing(build):
     requests, cursor = tick(platform)
 
     assert requests == []
-    assert cursor == after("")
+    assert cursor == after()
     assert [o.name for o in platform.lake.list("landing/")] == ["2019-10-03-00-00-00-server1.csv"]
     assert list(platform.lake.list("quarantine/")) == []
 
@@ -186,7 +189,7 @@ def test_a_file_older_than_the_newest_t1_minute_is_backlog_unless_its_hour_is_li
 
     assert requests == [live(H01, listed(platform, "landing/", *names(next_hour))),
                         backlog(H00, listed(platform, "landing/", held_back[0]))]
-    assert cursor == after("")
+    assert cursor == after()
 
     # A live file of the same hour takes the late one along in one live run.
     live_file = sample_files("2019-10-01 00:04", 1, events_per_minute=40, servers=1)
@@ -231,7 +234,7 @@ def test_late_files_of_three_hours_give_one_range_request(build):
               RANGE_START: H00, RANGE_END: H02, **RETRIES},
     )]
     assert requests[0].partition_key is None
-    assert cursor == after("")
+    assert cursor == after()
 
     run_all(platform, requests)  # one run claims all three hours
     assert list(platform.lake.list("landing/")) == []
@@ -257,3 +260,202 @@ def test_archive_sensor_requests_settled_hours_only(build):
     raw = listed(platform, "raw/2019-10-01-00/", *names(first))
     assert requests == [dg.RunRequest(run_key=file_set_key(f"archive-{H00}", raw), partition_key=H00,
                                       tags={"dagster/priority": "-5"})]
+
+
+# --- a surge: files moving under the listing, live files first, no pile-up of runs --------------
+
+H03 = "2019-10-01-03:00"
+
+
+def queue(platform: Platform, request: dg.RunRequest) -> str:
+    """A run for ``request`` as the daemon creates it, not started yet. (NOT_STARTED: only a run
+    with a code location's origin can be QUEUED; the sensor treats both alike.)"""
+    tags = {**request.tags, "dagster/run_key": request.run_key}
+    if request.partition_key:
+        tags["dagster/partition"] = request.partition_key
+    run = platform.instance.create_run_for_job(platform.defs.resolve_job_def(INGEST_JOB), tags=tags)
+    return run.run_id
+
+
+def start(platform: Platform, run_id: str) -> None:
+    """The run's worker has started it (what the instance records when a run begins)."""
+    time.sleep(1.1)  # S3's LastModified has whole seconds: land and start in different seconds
+    event = dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name=INGEST_JOB)
+    platform.instance.report_dagster_event(event, run_id)
+    time.sleep(1.1)
+
+
+def with_t1_until_03_00(platform: Platform) -> None:
+    land(platform, sample_files("2019-10-01 03:00", 1, events_per_minute=40, servers=1))
+    assert not platform.process().failed
+
+
+def late_files(*starts: str, minutes: int = 1) -> list[tuple[str, bytes]]:
+    return [f for start in starts
+            for f in sample_files(f"2019-10-01 {start}", minutes, events_per_minute=40, servers=1)]
+
+
+@both_lakes
+def test_a_tick_does_not_fail_when_listed_objects_move_away_before_they_are_read(build, monkeypatch):
+    platform = build()
+    good = sample_files("2019-10-01 00:00", 1, events_per_minute=40, servers=1)
+    land(platform, good)
+    platform.land("weird name!.csv", b"taken by another process")
+    platform.lake.write_text("pending/2019-10-01-01", "2019-10-01T01:00:00+00:00")
+    lake_type = type(platform.lake)
+    real = lake_type.list_page
+
+    def list_then_lose(self, prefix, *args, **kwargs):
+        page = real(self, prefix, *args, **kwargs)
+        for obj in page:  # gone between the listing and the read: claimed, or cleared by t2
+            if obj.name in ("weird name!.csv", "2019-10-01-01"):
+                self.delete(obj.key)
+        return page
+
+    monkeypatch.setattr(lake_type, "list_page", list_then_lose)
+    requests, cursor = tick(platform)
+    monkeypatch.setattr(lake_type, "list_page", real)
+
+    assert requests == [live(H00, listed(platform, "landing/", *names(good)))]
+    assert cursor == after()
+    assert list(platform.lake.list("quarantine/")) == []
+
+
+@both_lakes
+def test_live_files_are_requested_on_the_first_tick_whatever_the_backlog(build):
+    platform = build(PIPELINE_LANDING_PAGE_SIZE="2")
+    with_t1_until_03_00(platform)
+    late = late_files("00:10", "01:10", "02:10", minutes=2)  # three pages of backlog
+    fresh = sample_files("2019-10-01 03:01", 1, events_per_minute=40, servers=1)
+    land(platform, late + fresh)
+    objects = listed(platform, "landing/", *names(late))
+    live_request = live(H03, listed(platform, "landing/", *names(fresh)))
+
+    first, cursor = tick(platform)
+    assert first == [live_request, backlog(H00, objects[0:2])]
+    assert cursor == after(backlog=objects[1].key)
+
+    second, cursor = tick(platform, cursor)
+    assert second == [live_request, backlog(H01, objects[2:4])]
+    assert cursor == after(backlog=objects[3].key)
+
+
+@both_lakes
+def test_a_full_backlog_page_ends_at_a_whole_hour(build):
+    platform = build(PIPELINE_LANDING_PAGE_SIZE="3")
+    with_t1_until_03_00(platform)
+    late = late_files("00:10", "01:10", minutes=2)
+    land(platform, late)
+    objects = listed(platform, "landing/", *names(late))
+
+    first, cursor = tick(platform)
+    assert first == [backlog(H00, objects[:2])]  # not 01:10 alone: hour 01 waits for the next page
+    assert cursor == after(backlog=objects[1].key)
+
+    second, cursor = tick(platform, cursor)
+    assert second == [backlog(H01, objects[2:])]
+    assert cursor == after()
+
+
+@both_lakes
+def test_no_run_is_requested_for_an_hour_whose_run_has_not_started(build):
+    platform = build()
+    land(platform, sample_files("2019-10-01 00:00", 1, events_per_minute=40, servers=1))
+    (request,), _ = tick(platform)
+    queue(platform, request)
+
+    land(platform, sample_files("2019-10-01 00:01", 1, events_per_minute=40, servers=1))
+    assert tick(platform)[0] == []  # the queued run claims both files when it starts
+
+    other_hour = sample_files("2019-10-01 01:00", 1, events_per_minute=40, servers=1)
+    land(platform, other_hour)
+    assert tick(platform)[0] == [live(H01, listed(platform, "landing/", *names(other_hour)))]
+
+
+@both_lakes
+def test_a_queued_backlog_run_does_not_hold_back_live_files_of_its_hour(build):
+    platform = build()
+    land(platform, sample_files("2019-10-01 03:00", 2, events_per_minute=40, servers=1))
+    assert not platform.process().failed  # t1 ends at 03:01
+    late = late_files("03:00")  # server1 is in already; the same minute from server2 is late
+    platform.land(late[0][0].replace("server1", "server2"), late[0][1])
+    (request,), _ = tick(platform)
+    assert request.tags["backlog"] == "true"
+    queue(platform, request)
+
+    fresh = sample_files("2019-10-01 03:02", 1, events_per_minute=40, servers=1)
+    land(platform, fresh)
+    requests, _ = tick(platform)  # the late file rides along; the backlog run may find nothing left
+    assert requests == [live(H03, listed(platform, "landing/", late[0][0].replace("server1", "server2"),
+                                         *names(fresh)))]
+
+
+@both_lakes
+def test_a_started_run_covers_only_the_files_landed_before_it_started(build):
+    platform = build()
+    land(platform, sample_files("2019-10-01 00:00", 1, events_per_minute=40, servers=1))
+    (request,), _ = tick(platform)
+    run_id = queue(platform, request)
+    land(platform, sample_files("2019-10-01 00:01", 1, events_per_minute=40, servers=1))
+    start(platform, run_id)
+    landed_while_running = sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1)
+    land(platform, landed_while_running)
+
+    follow_up = live(H00, listed(platform, "landing/", *names(landed_while_running)))
+    assert tick(platform)[0] == [follow_up]
+    assert tick(platform)[0] == [follow_up]  # the same run key however often it ticks: one follow-up
+    queue(platform, follow_up)
+
+    land(platform, sample_files("2019-10-01 00:03", 1, events_per_minute=40, servers=1))
+    assert tick(platform)[0] == []  # the queued follow-up takes this one along
+
+
+@both_lakes
+def test_a_restarted_listing_requests_no_second_run_for_requested_backlog(build):
+    platform = build(PIPELINE_LANDING_PAGE_SIZE="2")
+    with_t1_until_03_00(platform)
+    land(platform, late_files("00:10", "01:10", minutes=2))
+
+    first, cursor = tick(platform)
+    second, cursor = tick(platform, cursor)
+    assert [r.partition_key for r in first + second] == [H00, H01]
+    runs = [queue(platform, request) for request in first + second]
+
+    third, cursor = tick(platform, cursor)  # the listing starts over: both hours are taken care of
+    assert third == [] and cursor == after()
+    start(platform, runs[0])
+    assert tick(platform, cursor)[0] == []  # started after every backlog file landed
+
+
+def test_a_file_landing_while_its_hours_run_works_is_claimed_by_exactly_one_follow_up(
+        tmp_path, pg_url, monkeypatch):
+    """The race of a live hour: a file lands after the run of its hour listed landing/. The run does
+    not take it; while it works, every tick asks for the same one follow-up; after it, that run
+    takes the file and nothing is left. The tables equal the oracle over every file."""
+    platform = make_platform(tmp_path, pg_url, monkeypatch)
+    first = sample_files("2019-10-01 00:00", 2, events_per_minute=40)
+    landed_late = sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1)
+    land(platform, first)
+    (request,), _ = tick(platform)
+    during_run: list[list[dg.RunRequest]] = []
+    real = LocalLake.list_page
+
+    def claim_lists_then_a_file_lands(self, prefix, *args, **kwargs):
+        page = real(self, prefix, *args, **kwargs)
+        if prefix == "landing/2019-10-01-00-" and not during_run:  # the claim of hour 00 listed it
+            land(platform, landed_late)
+            during_run.append(tick(platform)[0])
+            during_run.append(tick(platform)[0])
+        return page
+
+    monkeypatch.setattr(LocalLake, "list_page", claim_lists_then_a_file_lands)
+    run_all(platform, [request])
+    monkeypatch.setattr(LocalLake, "list_page", real)
+
+    follow_up = live(H00, listed(platform, "landing/", *names(landed_late)))
+    assert during_run == [[follow_up], [follow_up]]
+    assert tick(platform)[0] == [follow_up]
+    run_all(platform, [follow_up])
+    assert list(platform.lake.list("landing/")) == []
+    assert tick(platform)[0] == []
+    assert_matches_oracle(platform, tmp_path, first + landed_late)
