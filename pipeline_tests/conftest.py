@@ -1,11 +1,14 @@
 """Shared fixtures: one real embedded PostgreSQL for the session, a fresh database per test,
-a folder lake per test and a moto S3 server over HTTP."""
+a folder lake per test, a moto S3 server over HTTP and a local webhook over HTTP."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import socket
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -109,3 +112,35 @@ def spark():
     session.conf.set("spark.sql.shuffle.partitions", "2")  # small data: fewer, cheaper tasks
     yield session
     session.stop()
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: records (Content-Type, JSON body) of every POST, answers ``status``."""
+
+    received: list = []
+    status = 204
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(Hook.status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    """A real HTTP server on loopback set as PIPELINE_NOTIFY_WEBHOOK."""
+    from pipeline.notify import WEBHOOK_ENV
+
+    Hook.received, Hook.status = [], 204
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hooks/clickflow")
+    yield Hook
+    server.shutdown()
+    server.server_close()
+    thread.join()

@@ -39,6 +39,13 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _landed_at(obj: LakeObject) -> str:
+    """When the object landed, as storage says (folder mtime, S3 LastModified)."""
+    if obj.modified is None:
+        return ""
+    return dt.datetime.fromtimestamp(obj.modified, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
 @dataclass
 class _Landed:
     """A candidate file read and, unless the manifest already knows its name, staged in memory:
@@ -58,7 +65,7 @@ def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, pa.Tab
     return staged_bytes(cleaned), rejected, rows
 
 
-def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed) -> FileEntry:
+def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed, landed_at: str) -> FileEntry:
     """Keep one file's good rows staged and its bad rows aside; raises ``BadFile``."""
     fname, data = landed.fname, landed.data
     if landed.staged is None:
@@ -68,7 +75,8 @@ def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed) -> FileEntry:
     payload, rejected_table, rows = landed.staged
     entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
                       sha256=landed.sha, status="accepted", claimed_at=_now(), rows=rows,
-                      rejected_rows=rejected_table.num_rows, staged_key=layout.staged_key(hour, fname.name))
+                      rejected_rows=rejected_table.num_rows, staged_key=layout.staged_key(hour, fname.name),
+                      landed_at=landed_at)
     lake.write_bytes(entry.staged_key, payload)
     if entry.rejected_rows:
         rejected = rejected_table.to_pandas()
@@ -121,13 +129,14 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimRe
             report.quarantined[fname.name] = reason
             continue
         try:
-            entry = _stage(lake, hour, landed)
+            entry = _stage(lake, hour, landed, _landed_at(obj))
         except transform.BadFile as error:
             key = layout.quarantine(lake, fname.name, data, str(error), sha256=sha)
             lake.delete(obj.key)
             manifest.files[fname.name] = FileEntry(
                 name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
-                sha256=sha, status="quarantined", reason=str(error), claimed_at=_now(), quarantine_key=key)
+                sha256=sha, status="quarantined", reason=str(error), claimed_at=_now(), quarantine_key=key,
+                landed_at=_landed_at(obj))
             report.quarantined[fname.name] = str(error)
             continue
         if not already_raw:

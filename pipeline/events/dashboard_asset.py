@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
-from pipeline.events import clock, keys, layout
+from pipeline.events import clock, freshness, keys, layout
 from pipeline.events.keys import GROUP, OWNERS
 from pipeline.events.tables import all_tables, pairs, rank_table, t1_table, t2_table
 from pipeline.resources.lake import Lake, LakeResource, LocalLake
@@ -86,8 +86,10 @@ def load_dashboard_data(lake: Lake, db: Warehouse, settings: Settings,
     if since is not None:
         files = files[files["minute"] > since].reset_index(drop=True)
     quarantine, quarantined_total = _quarantine(lake)
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    lag = freshness.Lag(newest, freshness.newest_landed_minute(lake, newest, now), now)
     return dashboard.DashboardData(
-        generated_at=now if now is not None else pd.Timestamp.now(tz="UTC"),
+        generated_at=now,
         newest_minute=newest,
         minutes=_series(db, settings, t1_table, "minute"),
         hours=_series(db, settings, t2_table, "hour"),
@@ -98,6 +100,8 @@ def load_dashboard_data(lake: Lake, db: Warehouse, settings: Settings,
         waiting=sum(1 for _ in lake.list("landing/", settings.landing_page_size)),
         t1_hours=settings.t1_retention_hours,
         t2_days=settings.t2_retention_days,
+        lag_wall_clock=lag.behind_wall_clock,
+        lag_landing=lag.behind_landing,
     )
 
 

@@ -23,7 +23,7 @@ def build_jobs(settings: Settings) -> list[dg.UnresolvedAssetJobDefinition]:
     return [
         dg.define_asset_job(
             INGEST_JOB,
-            selection=dg.AssetSelection.assets(keys.RAW_FILES, keys.T1_MINUTE, keys.T2_HOUR),
+            selection=dg.AssetSelection.assets(keys.RAW_FILES, keys.T1_MINUTE, keys.T2_HOUR) - keys.FRESHNESS_CHECKS,
             description="Claim an hour's landed files, recompute its changed minutes (t1) and its hour (t2).",
         ),
         dg.define_asset_job(
@@ -32,7 +32,8 @@ def build_jobs(settings: Settings) -> list[dg.UnresolvedAssetJobDefinition]:
             tags={"dagster/priority": str(PRIORITY_ARCHIVE), "clickflow/lane": "housekeeping"},
             description="Archive a settled block and delete its verified raw files.",
         ),
-        dg.define_asset_job(REFRESH_JOB, selection=dg.AssetSelection.assets(keys.RANKINGS, keys.DASHBOARD),
+        dg.define_asset_job(REFRESH_JOB,
+                            selection=dg.AssetSelection.assets(keys.RANKINGS, keys.DASHBOARD) - keys.FRESHNESS_CHECKS,
                             description="Re-rank the last 60 minutes and rebuild the dashboard from them."),
         dg.define_asset_job(DASHBOARD_JOB, selection=dg.AssetSelection.assets(keys.DASHBOARD),
                             description="Rebuild the HTML dashboard in the lake (dashboard/index.html)."),

@@ -95,6 +95,8 @@ class FileEntry:
     claimed_at: str = ""
     quarantine_key: str = ""
     staged_key: str = ""  # where its accepted rows are; "" in manifests older than the field
+    landed_at: str = ""  # when it landed: the landed object's modification time (ISO UTC)
+    in_t1_at: str = ""  # when the t1 transaction that first held its rows committed ("": not in t1)
 
     def staged(self, hour: pd.Timestamp) -> str:
         return self.staged_key or f"staged/{slug(hour)}/{self.name}.parquet"  # the earlier format

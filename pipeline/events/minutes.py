@@ -7,6 +7,7 @@ killed one is repaired by the next.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,9 +59,9 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
     engine = engine or engine_for(settings)
     report = MinuteReport()
     with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
-        work, entries = {}, {}
+        work, entries, manifests = {}, {}, {}
         for hour in hours:
-            manifest = Manifest.load(lake, hour)
+            manifest = manifests[hour] = Manifest.load(lake, hour)
             entries.update({(hour, e.name): e for e in manifest.accepted()})
             wanted = manifest.accepted_by_minute()
             long, state = read_aggregates(lake, hour)
@@ -94,6 +95,7 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
                 rows = frame[frame["minute"] > t1_cutoff]
                 spec = t1_table(event, dimension)
                 report.t1_rows += warehouse.replace_slice(spec, "minute", stale_py, rows, conn)
+        committed = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
         computed = to_long(aggregates)
         computed_hours = computed["minute"].dt.floor("h")
@@ -106,7 +108,26 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
             new_state.update({m: item.wanted[m] for m in item.stale})
             write_aggregates(lake, hour, new_long, new_state)
             report.minutes += item.stale
+            _mark_in_t1(lake, hour, manifests[hour], item, t1_cutoff, committed)
     return report
+
+
+def _mark_in_t1(lake: Lake, hour: pd.Timestamp, manifest: Manifest, item: _HourWork, t1_cutoff: pd.Timestamp,
+                committed: str) -> None:
+    """Record when each file first reached t1 (the dashboard's landing-to-t1 latency). Bookkeeping
+    after the aggregates: a crash before it leaves the time unset, never the tables wrong."""
+    def names(files: list[str]) -> set[str]:
+        return {entry.rsplit(":", 1)[0] for entry in files}
+
+    added = set()
+    for minute in item.stale:
+        if pd.Timestamp(minute) > t1_cutoff:
+            added |= names(item.wanted[minute]) - names(item.state.get(minute, []))
+    fresh = [manifest.files[name] for name in added if not manifest.files[name].in_t1_at]
+    for entry in fresh:
+        entry.in_t1_at = committed
+    if fresh:
+        manifest.save(lake, hour)
 
 
 CHUNK_ROWS = 500_000  # rows per pandas computation: bounds a backfill's memory, not its result

@@ -1,9 +1,7 @@
 """The metadata sensor (run requests, run keys, cursor), the schedule and the run notifications."""
 
 import datetime as dt
-import http.server
 import json
-import threading
 
 import dagster as dg
 import pytest
@@ -117,33 +115,6 @@ def test_the_schedule_rereads_from_the_latest_reported_day(definitions, lake):
     assert span(schedule(context)) == ("2024-01-01", TODAY)
     lake.write_text(storage.STATS_KEY, "latest_date,report_rows\n2024-02-03,5\n")
     assert span(schedule(context)) == ("2024-02-03", TODAY)
-
-
-class Hook(http.server.BaseHTTPRequestHandler):
-    received: list = []
-    status = 204
-
-    def do_POST(self):  # noqa: N802 - http.server's naming
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Hook.received.append((self.headers["Content-Type"], json.loads(body)))
-        self.send_response(Hook.status)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def webhook(monkeypatch):
-    Hook.received, Hook.status = [], 204
-    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv(notify.WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hooks/clickstream")
-    yield Hook
-    server.shutdown()
-    server.server_close()
-    thread.join()
 
 
 class UnreachableMongo(MongoResource):
