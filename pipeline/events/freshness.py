@@ -77,7 +77,7 @@ def judge(lag: Lag, warn: pd.Timedelta, fail: pd.Timedelta, wall_clock: bool, wh
                             default=("the newest landed file", pd.Timedelta(0)))
     status = FAIL if worst > fail else WARN if worst > warn else PASS
     limit = {PASS: f"within {_minutes(warn)}", WARN: f"over {_minutes(warn)}", FAIL: f"over {_minutes(fail)}"}
-    text = (f"{what} ends at {lag.newest:%Y-%m-%d %H:%M}, {_duration(worst)} behind {worst_name} "
+    text = (f"{what}: newest minute {lag.newest:%Y-%m-%d %H:%M}, {_duration(worst)} behind {worst_name} "
             f"({limit[status]})")
     if not wall_clock and lag.behind_wall_clock is not None:
         text += "; the wall clock is not judged (PIPELINE_PARTITIONS_END is set: a replay of history)"

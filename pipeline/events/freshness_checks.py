@@ -3,16 +3,15 @@
 The lags are defined in :mod:`pipeline.events.freshness` (event time, from the tables and the
 lake, not from materialization times). The ``events_freshness_sensor`` evaluates both checks on
 every tick, in the daemon, and records the results as asset check evaluations (shown on the
-assets' Checks tab); it needs no run, so it costs the live minutes nothing. The same checks can be
-executed from the UI too (``events_freshness_checks``).
+assets' Checks tab); it needs no run, so it costs the live minutes nothing (the ingest job leaves
+the checks out). A run that materializes t1 or the rankings otherwise (the UI, the automation's
+rankings refresh) evaluates that asset's check too, as Dagster adds an asset's checks to its runs.
 
 Alert hook: when a check's status changes (PASS -> WARN/FAIL, or back to PASS: recovered), the
 sensor logs it and POSTs a JSON payload to ``PIPELINE_NOTIFY_WEBHOOK`` when that is set (the same
 webhook as the clickstream notifications). A webhook that refuses fails the tick, which keeps the
 previous status and so sends again on the next tick.
 """
-
-from __future__ import annotations
 
 import json
 
@@ -113,10 +112,15 @@ def build_freshness_checks(settings: Settings) -> dg.AssetChecksDefinition:
                           description=f"How far the newest minute the rankings cover lags: {_rule(settings)}."),
     ]
 
-    @dg.multi_asset_check(specs=specs, name="events_freshness_checks",
+    # Subsettable: a run that materializes t1 or the rankings from the UI or by automation takes
+    # the check of that asset along (Dagster adds an asset's checks to its runs).
+    @dg.multi_asset_check(specs=specs, name="events_freshness_checks", can_subset=True,
                           description="Freshness of t1 and the rankings (also evaluated by events_freshness_sensor).")
-    def events_freshness_checks(lake: LakeResource, warehouse: WarehouseResource):
+    def events_freshness_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource,
+                                warehouse: WarehouseResource):
         for check, (lag, verdict) in evaluate(lake.get(), warehouse.get(), settings).items():
+            if check not in context.selected_asset_check_keys:
+                continue
             yield dg.AssetCheckResult(asset_key=check.asset_key, check_name=check.name,
                                       passed=verdict.status == PASS, severity=_severity(verdict),
                                       description=verdict.description,

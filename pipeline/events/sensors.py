@@ -354,7 +354,7 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
 
     automation = dg.AutomationConditionSensorDefinition(
         "events_automation",
-        target=dg.AssetSelection.assets(keys.RANKINGS, keys.DASHBOARD) - keys.FRESHNESS_CHECKS,
+        target=dg.AssetSelection.assets(keys.RANKINGS, keys.DASHBOARD),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.sensor_interval_seconds,
         description="Refreshes the rankings when t1 changes, then the dashboard when the rankings change.",

@@ -18,6 +18,12 @@ query Runs($tags: [ExecutionTag!]) {
     ... on Runs { results { runId status jobName tags { key value } } }
   }
 }"""
+FRESHNESS = """
+query Checks($path: [String!]!, $name: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $name, limit: 1) {
+    status evaluation { success severity description metadataEntries { label ... on TextMetadataEntry { text } } }
+  }
+}"""
 MATERIALIZED = """
 query Asset($path: [String!]!) {
   assetOrError(assetKey: {path: $path}) { ... on Asset { assetMaterializations(limit: 1) { runId } } }
@@ -51,3 +57,17 @@ def test_daemon_and_webserver_process_landed_files(tmp_path):
 
         live.wait(lambda: live.graphql(MATERIALIZED, {"path": ["events", "rankings"]})["assetOrError"].get(
             "assetMaterializations"), 180, "the automation sensor to refresh the rankings")
+
+        # The daemon's freshness sensor records the checks on t1 and the rankings, shown in the UI.
+        def fresh(path: list[str], name: str):
+            (execution,) = live.graphql(FRESHNESS, {"path": path, "name": name})["assetCheckExecutions"] or [None]
+            evaluation = (execution or {}).get("evaluation") or {}
+            meta = {m["label"]: m.get("text") for m in evaluation.get("metadataEntries", [])}
+            return evaluation if meta.get("newest_minute") == "2019-10-01 00:02:00+00:00" else None
+
+        for path, name, what in ((["events", "t1_minute"], "t1_freshness", "t1"),
+                                 (["events", "rankings"], "rankings_freshness", "the rankings")):
+            evaluation = live.wait(lambda: fresh(path, name), 120, f"the {name} check of the daemon")
+            assert evaluation["success"] is True
+            assert evaluation["description"].startswith(
+                f"{what}: newest minute 2019-10-01 00:02, 0 s behind the newest landed file")

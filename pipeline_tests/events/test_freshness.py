@@ -103,7 +103,8 @@ def test_the_sensor_records_both_checks_and_alerts_once_per_change_of_status(tmp
     assert sorted(checks) == ["events/rankings:rankings_freshness", "events/t1_minute:t1_freshness"]
     t1 = checks["events/t1_minute:t1_freshness"]
     assert (t1.passed, t1.severity) == (False, dg.AssetCheckSeverity.WARN)
-    assert t1.description.startswith("t1 ends at 2019-10-01 00:03, 6.0 min behind the newest landed file")
+    assert t1.description == ("t1: newest minute 2019-10-01 00:03, 6.0 min behind the newest landed file (over 3 min); "
+                              "the wall clock is not judged (PIPELINE_PARTITIONS_END is set: a replay of history)")
     assert t1.metadata["lag_behind_landing_s"].value == 360.0
     assert t1.metadata["newest_landed_minute"].value == "2019-10-01 00:09:00+00:00"
     ranked = checks["events/rankings:rankings_freshness"]
@@ -146,6 +147,6 @@ def test_live_data_is_judged_against_the_wall_clock_too(tmp_path, pg_url, monkey
     lake, warehouse = platform.lake, platform.warehouse
     at = {m: evaluate(lake, warehouse, live, now=_m(m))[keys.T1_FRESHNESS][1] for m in (6, 8, 15)}
     assert [at[m].status for m in (6, 8, 15)] == [PASS, WARN, FAIL]  # 2, 4 and 11 min after 00:04
-    assert at[15].description == "t1 ends at 2019-10-01 00:03, 11.0 min behind the wall clock (over 10 min)"
+    assert at[15].description == "t1: newest minute 2019-10-01 00:03, 11.0 min behind the wall clock (over 10 min)"
     replay = evaluate(lake, warehouse, platform.settings, now=_m(15))[keys.T1_FRESHNESS][1]
     assert replay.status == PASS and "the wall clock is not judged" in replay.description
