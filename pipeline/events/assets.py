@@ -9,6 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from pipeline.events import checks, layout
+from pipeline.events.lanes import HOUSEKEEPING, LANE_TAG, give_way_if_background
 from pipeline.events.keys import GROUP, OWNERS
 from pipeline.events.archive import archive_block
 from pipeline.events.claim import ClaimReport, claim_hour
@@ -60,6 +61,7 @@ def build_event_assets(settings: Settings) -> list:
         """Claims the hour's landed files: validates each, moves it to raw/, stages its accepted
         rows (Arrow IPC) and records name, size, checksum and row counts in the hour's manifest.
         Unusable files go to quarantine/ with a reason; identical re-landings are dropped."""
+        give_way_if_background(context.run)
         store, db = lake.get(), warehouse.get()
         total = ClaimReport()
         for hour in partition_hours(context):
@@ -175,7 +177,7 @@ def build_event_assets(settings: Settings) -> list:
         owners=OWNERS,
         kinds={"csv", settings.engine, *(["s3"] if settings.lake_url.startswith("s3://") else [])},
         pool="events_housekeeping",
-        tags={"clickflow/lane": "housekeeping"},
+        tags={LANE_TAG: HOUSEKEEPING},
     )
     @on_engine(settings)
     def archive(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine):
@@ -206,6 +208,7 @@ def build_event_assets(settings: Settings) -> list:
     )
     def t1_retention(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         """Deletes t1 minutes older than PIPELINE_T1_RETENTION_HOURS before the newest t1 minute."""
+        give_way_if_background(context.run)
         deleted, cutoff = apply_t1_retention(warehouse.get(), settings)
         return dg.MaterializeResult(metadata={"dagster/row_count": deleted, "deleted_rows": deleted,
                                               "cutoff": str(cutoff)})
@@ -221,6 +224,7 @@ def build_event_assets(settings: Settings) -> list:
     def t2_retention(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
         """Deletes t2 hours (and staged rows) older than PIPELINE_T2_RETENTION_DAYS; archives and
         minute aggregates are kept."""
+        give_way_if_background(context.run)
         deleted, cutoff = apply_t2_retention(lake.get(), warehouse.get(), settings)
         return dg.MaterializeResult(metadata={"dagster/row_count": deleted, "deleted_rows": deleted,
                                               "cutoff": str(cutoff)})
@@ -243,10 +247,12 @@ def on_engine(settings: Settings):
 
             def step(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
                      spark: LazyPySparkResource):
+                give_way_if_background(context.run)
                 return body(context, lake.get(), warehouse.get(), get_engine("spark", spark=spark))
         else:
 
             def step(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+                give_way_if_background(context.run)
                 return body(context, lake.get(), warehouse.get(), get_engine(settings.engine))
 
         # Not functools.wraps: its __wrapped__ would show Dagster the body's signature.
