@@ -135,6 +135,10 @@ def targets(results: dict) -> list[dict]:
                 "by": f"{p95 - TARGET_LIVE_P95_S:.1f} s over" if p95 and p95 >= TARGET_LIVE_P95_S else "",
             }
         )
+    if results.get("surge"):
+        from bench.surge import targets as surge_targets
+
+        rows += surge_targets(results["surge"])
     scaling = [p for p in results.get("scaling") or [] if not p.get("error")]
     if scaling:
         largest = max(scaling, key=lambda p: p["events"])
@@ -518,6 +522,11 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += ["", "## Scaling of the pandas backfill", ""] + _scaling_md(results["scaling"])
     if results.get("live"):
         lines += ["", "## Live latency", ""] + _live_md(results["live"], results["sensor_interval_s"])
+    if results.get("surge"):
+        from bench.surge import markdown as surge_markdown
+
+        lines += ["", "## Surge: a backlog landed at once while live minutes arrive", ""]
+        lines += surge_markdown(results["surge"])
     if backfill and backfill.get("profile"):
         lines += ["", "## Where the backfill's time goes", ""] + _profile_md(backfill["profile"])
     lines += ["", "Chart: [results.png](results.png).", ""]
