@@ -1,8 +1,10 @@
 """Sensors of the event system: landed files -> ingest runs, settled raw blocks -> archive runs.
 
-Both list one page of their prefix per tick and keep the position in the cursor. Run keys are
-derived from the partition and the exact file set (key + ETag), so a repeated tick, a re-listed
-file or a second sensor process never starts the same work twice.
+The landing sensor lists a page of each of its two lanes per tick (live: from the newest t1 hour
+on; backlog: the rest, in whole hours) and keeps each lane's position in the cursor; it asks for
+no run where a queued or running run of the hour will claim the files. Run keys are derived from
+the partition and the exact file set (key + ETag), so a repeated tick, a re-listed file or a
+second sensor process never starts the same work twice.
 """
 
 import hashlib
@@ -159,13 +161,21 @@ class Claimer:
     started: float | None  # epoch seconds; None while queued or starting
 
 
-def claimers(instance: dg.DagsterInstance) -> list[Claimer]:
-    """The ingest runs that are queued, starting or running."""
+def claimers(instance: dg.DagsterInstance, now: pd.Timestamp | None = None) -> list[Claimer]:
+    """The ingest runs that are queued, starting or running.
+
+    A run the daemon created but never submitted (NOT_STARTED for longer than ``PENDING_GRACE``:
+    the daemon died in between) will not claim anything and is left out.
+    """
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
     records = instance.get_run_records(filters=dg.RunsFilter(job_name=INGEST_JOB, statuses=[
         dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
         dg.DagsterRunStatus.STARTED]))
     found = []
     for record in records:
+        if (record.dagster_run.status == dg.DagsterRunStatus.NOT_STARTED
+                and now.timestamp() - record.create_timestamp.timestamp() > PENDING_GRACE.total_seconds()):
+            continue
         tags = record.dagster_run.tags
         started = record.start_time if record.dagster_run.status == dg.DagsterRunStatus.STARTED else None
         found.append(Claimer(frozenset(run_hours(tags)), tags.get(BACKLOG_TAG) != "true", started))

@@ -13,11 +13,12 @@ import json
 import time
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from pipeline.batch import execute_request
 from pipeline.events.jobs import INGEST_JOB
-from pipeline.events.sensors import file_set_key
+from pipeline.events.sensors import PENDING_GRACE, Claimer, claimers, file_set_key
 from pipeline.resources.lake import LakeObject, LocalLake
 from pipeline_tests.events.platform_fixture import Platform, make_platform, sample_files
 from pipeline_tests.events.test_exactly_once import assert_matches_oracle
@@ -459,3 +460,13 @@ def test_a_file_landing_while_its_hours_run_works_is_claimed_by_exactly_one_foll
     assert list(platform.lake.list("landing/")) == []
     assert tick(platform)[0] == []
     assert_matches_oracle(platform, tmp_path, first + landed_late)
+
+
+def test_a_run_created_but_never_submitted_stops_covering_its_hour_after_the_grace(tmp_path, pg_url, monkeypatch):
+    platform = make_platform(tmp_path, pg_url, monkeypatch)
+    land(platform, sample_files("2019-10-01 00:00", 1, events_per_minute=40, servers=1))
+    (request,), _ = tick(platform)
+    queue(platform, request)  # NOT_STARTED: the daemon submits right after creating; this one never was
+    now = pd.Timestamp.now(tz="UTC")
+    assert claimers(platform.instance, now) == [Claimer(frozenset({H00}), live=True, started=None)]
+    assert claimers(platform.instance, now + PENDING_GRACE + pd.Timedelta(seconds=1)) == []
