@@ -5,6 +5,8 @@ Thin wrappers: the work of each asset is in the module named after it (``claim``
 dependencies, checks, automation and metadata, and take their resources by injection.
 """
 
+import json
+
 import dagster as dg
 import pandas as pd
 
@@ -12,7 +14,7 @@ from pipeline.events import checks, layout
 from pipeline.events.lanes import HOUSEKEEPING, LANE_TAG, give_way_if_background
 from pipeline.events.keys import GROUP, OWNERS
 from pipeline.events.archive import archive_block
-from pipeline.events.claim import ClaimReport, claim_hour
+from pipeline.events.claim import LISTED_TAG, ClaimReport, claim_hour
 from pipeline.events.hours import clear_pending_if_current, rebuild_hours
 from pipeline.events.minutes import recompute_minutes
 from pipeline.events.rankings import rebuild_rankings
@@ -64,9 +66,17 @@ def build_event_assets(settings: Settings) -> list:
         give_way_if_background(context.run)
         store, db = lake.get(), warehouse.get()
         total = ClaimReport()
+        listed: dict[str, float] = {}
+
+        def tag_listed(hour: pd.Timestamp):  # tells the landing sensor which files this run takes
+            def record(at: float) -> None:
+                listed[layout.partition_key(hour)] = at
+                context.instance.add_run_tags(context.run.run_id, {LISTED_TAG: json.dumps(listed)})
+            return record
+
         for hour in partition_hours(context):
             with db.advisory_lock(layout.hour_lock_name(hour)):
-                total.merge(claim_hour(store, hour, settings.landing_page_size))
+                total.merge(claim_hour(store, hour, settings.landing_page_size, on_listed=tag_listed(hour)))
         for name, reason in total.quarantined.items():
             context.log.warning(f"quarantined {name}: {reason}")
         if total.rejected_rows:

@@ -7,6 +7,8 @@ staging in memory run ahead on worker threads. A killed claim is repaired by the
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -16,6 +18,10 @@ from pipeline.events import layout, schema, transform
 from pipeline.events.layout import FileEntry, Manifest
 from pipeline.events.staging import in_order, staged_bytes
 from pipeline.resources.lake import Lake, LakeObject, sha256_hex
+
+# Run tag: {hour partition key: epoch seconds when the run's claim began listing it}. A file landed
+# before that is the run's; one landed after is not (the landing sensor asks a follow-up for it).
+LISTED_TAG = "clickflow/listed"
 
 @dataclass
 class ClaimReport:
@@ -87,16 +93,24 @@ def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed, landed_at: str) -> F
     return entry
 
 
-def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000) -> ClaimReport:
-    """Move the hour's landed files to ``raw/`` and record them; call under the hour's lock."""
+def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000,
+               on_listed: Callable[[float], None] | None = None) -> ClaimReport:
+    """Move the hour's landed files to ``raw/`` and record them; call under the hour's lock.
+
+    ``on_listed`` is told when the listing of ``landing/`` began (epoch seconds), once it is done:
+    every file landed before then is this claim's.
+    """
     report = ClaimReport()
     manifest = Manifest.load(lake, hour)
     prefix = "landing/" + hour.strftime("%Y-%m-%d-%H-")
+    listing_began = time.time()
 
     # Adopt files a killed run moved to raw/ without recording them (move happens before save).
     candidates = [(obj, True) for obj in lake.list(f"raw/{layout.slug(hour)}/", page_size)
                   if obj.name not in manifest.files]
     candidates += [(obj, False) for obj in lake.list(prefix, page_size)]
+    if on_listed is not None:
+        on_listed(listing_began)
     if candidates:
         # Before the first move: once a file has left landing/, only this marker asks for the
         # hour again if the run dies (t2_hour clears it once the hour is complete).

@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline.events import clock, keys, layout, schema
 from pipeline.events.assets import PRIORITY_ARCHIVE, PRIORITY_BACKLOG, PRIORITY_LIVE
+from pipeline.events.claim import LISTED_TAG
 from pipeline.events.jobs import ARCHIVE_JOB, BACKLOG_TAG, HOUR_TAG, INGEST_JOB, RANGE_END_TAG, RANGE_START_TAG
 from pipeline.events.partitions import archive_partitions, hourly_partitions
 from pipeline.resources.lake import Lake, LakeKeyError, LakeObject, LakeResource, ObjectGone, validate_key
@@ -151,14 +152,16 @@ def _quarantine_landed(lake: Lake, plan: LandingPlan, obj: LakeObject, name: str
 class Claimer:
     """An ingest run that will claim (or is claiming) landed files of its hours.
 
-    A run claims every file of an hour that landed before its claim lists the hour, which is after
-    the run started. So a run not started yet will take every file of its hours, and a started one
-    at least those landed before its start.
+    A run's claim of an hour takes every file of the hour landed before it began listing
+    ``landing/`` for it (the run records when, in its ``clickflow/listed`` tag). So a run not
+    started yet takes every file of its hours, and a started one every file of an hour it has not
+    listed yet, and of one it has, those landed before the listing.
     """
 
     hours: frozenset[str]
     live: bool  # a live run (priority): only such a run, queued, may take live files along
-    started: float | None  # epoch seconds; None while queued or starting
+    started: bool
+    listed: dict[str, float] = field(default_factory=dict, hash=False)  # hour -> listing began (epoch s)
 
 
 def claimers(instance: dg.DagsterInstance, now: pd.Timestamp | None = None) -> list[Claimer]:
@@ -173,12 +176,12 @@ def claimers(instance: dg.DagsterInstance, now: pd.Timestamp | None = None) -> l
         dg.DagsterRunStatus.STARTED]))
     found = []
     for record in records:
-        if (record.dagster_run.status == dg.DagsterRunStatus.NOT_STARTED
+        run = record.dagster_run
+        if (run.status == dg.DagsterRunStatus.NOT_STARTED
                 and now.timestamp() - record.create_timestamp.timestamp() > PENDING_GRACE.total_seconds()):
             continue
-        tags = record.dagster_run.tags
-        started = record.start_time if record.dagster_run.status == dg.DagsterRunStatus.STARTED else None
-        found.append(Claimer(frozenset(run_hours(tags)), tags.get(BACKLOG_TAG) != "true", started))
+        found.append(Claimer(frozenset(run_hours(run.tags)), run.tags.get(BACKLOG_TAG) != "true",
+                             run.status == dg.DagsterRunStatus.STARTED, json.loads(run.tags.get(LISTED_TAG, "{}"))))
     return found
 
 
@@ -195,17 +198,20 @@ def is_covered(obj: LakeObject, hour: str, live: bool, runs: list[Claimer], reso
     """Whether a run already queued or running will claim ``obj``, so no new run is needed for it.
 
     A queued run of the hour takes it (a live file only along a queued live run, which starts
-    first); a started run takes it if it landed before the run started (``resolution``: how much
-    older than the truth the storage's timestamp may look). A file landed while the run works is
-    left to exactly one follow-up run, which is queued behind it and then covers later files too.
+    first); a started run takes it unless the run listed the hour before it landed
+    (``resolution``: how much older than the truth the storage's timestamp may look). A file
+    landed after that listing is left to exactly one follow-up run, queued behind the running one,
+    which then covers later files too.
     """
     for run in runs:
         if hour not in run.hours:
             continue
-        if run.started is None:
+        if not run.started:
             if run.live or not live:
                 return True
-        elif obj.modified is not None and obj.modified + resolution < run.started:
+            continue
+        listed = run.listed.get(hour)
+        if listed is None or (obj.modified is not None and obj.modified + resolution < listed):
             return True
     return False
 

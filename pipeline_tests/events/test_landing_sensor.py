@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.batch import execute_request
 from pipeline.events.jobs import INGEST_JOB
+from pipeline.events.claim import LISTED_TAG
 from pipeline.events.sensors import PENDING_GRACE, Claimer, claimers, file_set_key
 from pipeline.resources.lake import LakeObject, LocalLake
 from pipeline_tests.events.platform_fixture import Platform, make_platform, sample_files
@@ -280,9 +281,14 @@ def queue(platform: Platform, request: dg.RunRequest) -> str:
 
 def start(platform: Platform, run_id: str) -> None:
     """The run's worker has started it (what the instance records when a run begins)."""
-    time.sleep(1.1)  # S3's LastModified has whole seconds: land and start in different seconds
     event = dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name=INGEST_JOB)
     platform.instance.report_dagster_event(event, run_id)
+
+
+def lists(platform: Platform, run_id: str, hour: str) -> None:
+    """The run's claim begins listing ``hour`` now and says so in its tag (as raw_files does)."""
+    time.sleep(1.1)  # S3's LastModified has whole seconds: land and list in different seconds
+    platform.instance.add_run_tags(run_id, {LISTED_TAG: json.dumps({hour: time.time()})})
     time.sleep(1.1)
 
 
@@ -392,17 +398,19 @@ def test_a_queued_backlog_run_does_not_hold_back_live_files_of_its_hour(build):
 
 
 @both_lakes
-def test_a_started_run_covers_only_the_files_landed_before_it_started(build):
+def test_a_running_run_covers_the_files_landed_before_it_listed_their_hour(build):
     platform = build()
     land(platform, sample_files("2019-10-01 00:00", 1, events_per_minute=40, servers=1))
     (request,), _ = tick(platform)
     run_id = queue(platform, request)
-    land(platform, sample_files("2019-10-01 00:01", 1, events_per_minute=40, servers=1))
     start(platform, run_id)
-    landed_while_running = sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1)
-    land(platform, landed_while_running)
+    land(platform, sample_files("2019-10-01 00:01", 1, events_per_minute=40, servers=1))
+    assert tick(platform)[0] == []  # started, but its claim has not listed hour 00 yet: it takes this one
 
-    follow_up = live(H00, listed(platform, "landing/", *names(landed_while_running)))
+    lists(platform, run_id, H00)
+    landed_after_the_listing = sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1)
+    land(platform, landed_after_the_listing)
+    follow_up = live(H00, listed(platform, "landing/", *names(landed_after_the_listing)))
     assert tick(platform)[0] == [follow_up]
     assert tick(platform)[0] == [follow_up]  # the same run key however often it ticks: one follow-up
     queue(platform, follow_up)
@@ -439,19 +447,18 @@ def test_a_file_landing_while_its_hours_run_works_is_claimed_by_exactly_one_foll
     land(platform, first)
     (request,), _ = tick(platform)
     during_run: list[list[dg.RunRequest]] = []
-    real = LocalLake.list_page
+    real = LocalLake.move
 
-    def claim_lists_then_a_file_lands(self, prefix, *args, **kwargs):
-        page = real(self, prefix, *args, **kwargs)
-        if prefix == "landing/2019-10-01-00-" and not during_run:  # the claim of hour 00 listed it
+    def a_file_lands_as_the_claim_moves(self, src, dst):
+        if not during_run:  # the claim of hour 00 listed landing/ and moves its first file
             land(platform, landed_late)
             during_run.append(tick(platform)[0])
             during_run.append(tick(platform)[0])
-        return page
+        real(self, src, dst)
 
-    monkeypatch.setattr(LocalLake, "list_page", claim_lists_then_a_file_lands)
+    monkeypatch.setattr(LocalLake, "move", a_file_lands_as_the_claim_moves)
     run_all(platform, [request])
-    monkeypatch.setattr(LocalLake, "list_page", real)
+    monkeypatch.setattr(LocalLake, "move", real)
 
     follow_up = live(H00, listed(platform, "landing/", *names(landed_late)))
     assert during_run == [[follow_up], [follow_up]]
@@ -468,5 +475,5 @@ def test_a_run_created_but_never_submitted_stops_covering_its_hour_after_the_gra
     (request,), _ = tick(platform)
     queue(platform, request)  # NOT_STARTED: the daemon submits right after creating; this one never was
     now = pd.Timestamp.now(tz="UTC")
-    assert claimers(platform.instance, now) == [Claimer(frozenset({H00}), live=True, started=None)]
+    assert claimers(platform.instance, now) == [Claimer(frozenset({H00}), live=True, started=False)]
     assert claimers(platform.instance, now + PENDING_GRACE + pd.Timedelta(seconds=1)) == []
