@@ -54,7 +54,8 @@ class SurgeResult:
     backlog_runs: int = 0
     other_runs: int = 0  # rankings, dashboard, archives, retention
     empty_runs: list[str] = field(default_factory=list)  # ingest runs that claimed nothing: "run_id partition"
-    run_wait_s: float | None = None  # median created -> started of the live ingest runs
+    run_wait_s: float | None = None  # median created -> started of the live ingest runs (queue, launch, code load)
+    first_step_s: float | None = None  # median started -> first step started of the live ingest runs
     same_as_oracle: bool | None = None
     oracle_note: str = ""
     load_before: str = ""
@@ -108,6 +109,13 @@ def _run_stats(instance, since: float, result: SurgeResult) -> None:
     result.other_runs = len(records) - len(ingest)
     waits = [r.start_time - r.create_timestamp.timestamp() for r in live if r.start_time]
     result.run_wait_s = statistics.median(waits) if waits else None
+    to_step = []
+    for r in live:
+        steps = instance.get_records_for_run(r.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_START,
+                                             limit=1).records
+        if steps and r.start_time:
+            to_step.append(steps[0].event_log_entry.timestamp - r.start_time)
+    result.first_step_s = statistics.median(to_step) if to_step else None
     claimed: dict[str, int] = {}
     events, cursor = [], None
     while True:
@@ -316,8 +324,9 @@ def markdown(surge: dict) -> list[str]:
         f"| {({True: 'yes', False: '**no**', None: 'n/a'})[surge['same_as_oracle']]} |",
         "",
         f"Ingest runs: {surge['live_runs']} live, {surge['backlog_runs']} backlog; {surge['other_runs']} other runs "
-        f"(rankings, dashboard, housekeeping). Live runs waited a median of {_n(surge['run_wait_s'])} s from "
-        "creation to start.",
+        f"(rankings, dashboard, housekeeping). Live runs took a median of {_n(surge['run_wait_s'])} s from "
+        f"creation to start (queue, launch, loading the code location) and {_n(surge.get('first_step_s'), '{:.2f}')} s "
+        "from start to their first step.",
     ]
     if surge["tick_errors"]:
         lines += ["", "Failed ticks: " + "; ".join(f"`{e}`" for e in surge["tick_errors"])]
