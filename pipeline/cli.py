@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -364,11 +365,17 @@ def main(argv: list[str] | None = None) -> int:
     # platformdirs' note about a missing XDG_RUNTIME_DIR on servers.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    from pipeline.resources.warehouse import WarehouseError
+
     try:
         return args.func(args)
     except SettingsError as error:
         console.print(f"[red]configuration error:[/red] {error}")
         return 2
+    except WarehouseError as error:
+        # One line on stderr, however narrow the terminal, and no traceback.
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(error))}")
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -1,11 +1,14 @@
 """Shared fixtures: one real embedded PostgreSQL for the session, a fresh database per test,
-a folder lake per test, a moto S3 server over HTTP and a local webhook over HTTP."""
+a folder lake per test, a moto S3 server over HTTP and a local webhook over HTTP; and a guard that
+no process the tests started outlives them."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
+import signal
 import socket
 import tempfile
 import threading
@@ -18,6 +21,30 @@ from psycopg import sql
 
 from pipeline.resources.lake import LocalLake, S3Lake
 from pipeline.resources.warehouse import Warehouse, embedded_server_url, with_database
+from pipeline_tests import processes
+
+
+# What may outlive its test until pytest exits: PySpark keeps one JVM per Python process (it ends
+# when this process does; the spark fixture stops the session, not the JVM).
+LIVES_WITH_PYTEST = ("org.apache.spark.deploy.SparkSubmit",)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """Fails the test run when a process the tests started is still alive after its teardown:
+    any session started through ``pipeline_tests.processes`` (a daemon, a webserver and what
+    they started, however deep), and any child of pytest still running. Kills what it finds."""
+    yield
+    left = processes.leftovers()
+    children = {pid: command for pid, command in processes.descendants(os.getpid()).items()
+                if not any(marker in command for marker in LIVES_WITH_PYTEST)}
+    if left or children:
+        processes.kill_leftovers()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"processes started by the tests outlived them (killed now): {left | children}",
+                    pytrace=False)
 
 
 def _free_port() -> int:

@@ -22,6 +22,7 @@ import pytest
 from pipeline.instance import prepare_instance
 from pipeline.resources.lake import LocalLake
 from pipeline.settings import Settings
+from pipeline_tests import processes
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -90,7 +91,10 @@ def _stop_postgres(pg_dir: Path, timeout: float = 30) -> None:
 def live_dagster(lake_dir: Path, logs: Path, **env: str) -> Iterator[LiveDagster]:
     """Daemon + webserver on a fresh instance; stopped, and the embedded server deleted, on exit.
 
-    The instance lives under a short /tmp path (unix socket paths are limited to ~100 bytes).
+    Each runs in a session of its own (``processes.popen``) and is stopped with its whole session:
+    the ``dagster api grpc`` code servers and run workers they start survive a terminate() of
+    their parent alone. The instance lives under a short /tmp path (unix socket paths are
+    limited to ~100 bytes).
     """
     # A new folder each time: pgserver remembers the servers this process started by their path.
     home = Path(tempfile.mkdtemp(prefix="cf-ui-", dir="/tmp"))
@@ -113,18 +117,18 @@ def live_dagster(lake_dir: Path, logs: Path, **env: str) -> Iterator[LiveDagster
                                ("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
                                               "-w", workspace])]:
                 log = files.enter_context(open(logs / f"{name}.log", "wb"))
-                procs.append(subprocess.Popen(args, cwd=ROOT, env=dict(os.environ), stdout=log,
-                                              stderr=subprocess.STDOUT))
+                procs.append(processes.popen(args, cwd=ROOT, env=dict(os.environ), stdout=log,
+                                             stderr=subprocess.STDOUT))
             live = LiveDagster(settings, LocalLake(lake_dir), port, procs)
             live.wait(lambda: _up(live.url), 120, "the webserver")
             yield live
         finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            _stop_postgres(home / "pg")
-            shutil.rmtree(home, ignore_errors=True)
+            for proc in procs:  # both sessions asked to stop at once, then waited for
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                for proc in procs:
+                    processes.stop(proc)
+            finally:
+                _stop_postgres(home / "pg")
+                shutil.rmtree(home, ignore_errors=True)

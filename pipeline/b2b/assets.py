@@ -67,6 +67,7 @@ class RawFilesConfig(dg.Config):
     rows: int = 2000
     seed: int = 0
     bad_lines: int = 0  # corrupt this many lines per raw file, to see quarantine at work
+    regenerate: bool = False  # overwrite the day's files even when they are there
 
 
 def _day(context: dg.AssetExecutionContext) -> dt.date:
@@ -175,20 +176,42 @@ def build_assets(start: dt.date, engine: Engine) -> list[dg.AssetsDefinition]:
     def raw_files(
         context: dg.AssetExecutionContext, config: RawFilesConfig, lake: LakeResource
     ) -> dg.MaterializeResult:
-        """The day's generated input, as the seed's daily job wrote it: company quotes, CRM leads
-        and web logs under ``b2b/raw/<day>/`` and the company ``insert/``/``update/`` files,
-        referring to the init tables in the lake. Same day, same seed: same bytes."""
+        """The day's input: company quotes, CRM leads and web logs under ``b2b/raw/<day>/`` and
+        the company ``insert/``/``update/`` files. Files landed by the user are used as they are;
+        when none of the three raw files is there, the day is generated as the seed's daily job
+        did (referring to the init tables in the lake; same day, same seed: same bytes), never
+        replacing a file that is there. Some raw files but not all: the run fails, naming them."""
         store, day = lake.get(), _day(context)
-        frames, _ = read_init_tables(store, first_day)
-        files = generate.day_files(
-            day, frames, rows=config.rows, seed=config.seed, bad_lines=config.bad_lines
-        )
-        for key, text in files.items():
-            store.write_text(key, text)
+        present = [name for name in storage.RAW_FILES if store.exists(storage.raw_key(day, name))]
+        if present and len(present) < len(storage.RAW_FILES) and not config.regenerate:
+            missing = [name for name in storage.RAW_FILES if name not in present]
+            folder = store.uri(storage.raw_key(day, present[0])).rsplit("/", 1)[0]
+            raise dg.Failure(
+                description=f"{day}: {', '.join(present)} {'is' if len(present) == 1 else 'are'} in "
+                f"{folder}/ but {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} missing: land the missing file(s), or remove the "
+                "present one(s) to have the day generated (or run with regenerate: true to replace them)",
+                metadata={"present": present, "missing": missing},
+            )
+        written = {}
+        if config.regenerate or not present:
+            frames, _ = read_init_tables(store, first_day)
+            generated = generate.day_files(day, frames, rows=config.rows, seed=config.seed, bad_lines=config.bad_lines)
+            written = {key: text for key, text in generated.items() if config.regenerate or not store.exists(key)}
+            for key, text in written.items():
+                store.write_text(key, text)
+        day_keys = [storage.raw_key(day, name) for name in storage.RAW_FILES]
+        day_keys += [storage.change_key(kind, day) for kind in storage.CHANGE_KINDS]
+        kept = [key for key in day_keys if key not in written and store.exists(key)]
+        if kept:
+            context.log.info(f"using the day's files already in the lake: {kept}")
+        lines = sum(text.count("\n") for text in written.values())
+        lines += sum(store.read_text(key).count("\n") for key in kept)
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": sum(text.count("\n") for text in files.values()),
-                "files": [store.uri(key) for key in files],
+                "dagster/row_count": lines,
+                "generated": [store.uri(key) for key in written],
+                "kept": [store.uri(key) for key in kept],
             }
         )
 

@@ -107,10 +107,33 @@ def build_notification_sensors(job_name: str = JOB_NAME) -> list[dg.SensorDefini
     def clickstream_failure_notifier(context: dg.RunFailureSensorContext) -> None:
         """Announces each failed clickstream run with its error (log, and webhook when configured)."""
         if is_clickstream(context.dagster_run):
-            message = context.failure_event.message if context.failure_event else ""
-            notify.notify(context.log, _payload(context, "FAILURE", {"message": message}))
+            notify.notify(context.log, _payload(context, "FAILURE", failure_details(context)))
 
     return [clickstream_success_notifier, clickstream_failure_notifier]
+
+
+def failure_details(context: dg.RunFailureSensorContext) -> dict:
+    """What made the run fail: each failed step's error message (``errors``, step key -> message)
+    and all of them in one ``message``; the run's own failure message when no step failed (a run
+    that could not start)."""
+    errors = {event.step_key: step_error(event.step_failure_data.error)
+              for event in context.get_step_failure_events()}
+    if errors:
+        message = "; ".join(f"{step}: {error}" for step, error in errors.items())
+    else:
+        message = context.failure_event.message if context.failure_event else ""
+    return {"message": message, "errors": errors}
+
+
+def step_error(error) -> str:
+    """A step's error as one says it: the exception the asset raised (not Dagster's wrapper around
+    it), ``Type: message`` without the module path; a ``dg.Failure`` by its description alone."""
+    while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    head, _, text = error.message.strip().partition(": ")
+    if head.rsplit(".", 1)[-1] != error.cls_name or not text:
+        return error.message.strip()
+    return text if error.cls_name == "Failure" else f"{error.cls_name}: {text}"
 
 
 def _payload(context: dg.RunStatusSensorContext, status: str, extra: dict) -> dict:

@@ -1,10 +1,17 @@
 """``archive``: one gzipped CSV per block, written, read back and verified per file before the
-block's raw files are deleted."""
+block's raw files are deleted.
+
+Columns: ``source_file``, then ``schema.COLUMNS``; when a file of the block has columns beyond
+those (an additive schema change), a trailing ``extra`` column holds each row's other values as a
+JSON object in the file's column order (empty for files without). Lines with a wrong number of
+fields have no columns: they are not archived, their text stays in quarantine.
+"""
 
 from __future__ import annotations
 
 import gzip
 import io
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,19 +43,32 @@ def archive_key(start: pd.Timestamp, end: pd.Timestamp) -> str:
     return f"archive/{start.strftime(span)}.csv.gz"
 
 
+EXTRA = "extra"
+
+
 def _raw_text_frame(data: bytes, name: str) -> pd.DataFrame:
-    """A file's rows exactly as text (no NA parsing), in the standard column order."""
-    compression = "gzip" if name.endswith(".gz") else None
-    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False,
-                        compression=compression)
-    return frame.reindex(columns=list(schema.COLUMNS))
+    """A file's rows as the platform's parser reads them (``transform.read_file``), as text
+    (missing = empty), in the standard column order, plus ``extra`` when the file has other columns."""
+    parsed = transform.read_file(data, name)
+    frame = parsed.rows.select(list(schema.COLUMNS)).to_pandas().fillna("")
+    if parsed.extra is not None:
+        frame[EXTRA] = _extra_json(parsed.extra)
+    return frame
+
+
+def _extra_json(extra) -> list[str]:
+    """One JSON object per row: the file's other columns and their text (missing = empty)."""
+    names = extra.column_names
+    columns = [[value or "" for value in extra.column(n).to_pylist()] for n in names]
+    return [json.dumps(dict(zip(names, values)), ensure_ascii=False) for values in zip(*columns)]
 
 
 def _file_digests(frame: pd.DataFrame) -> dict[str, tuple[int, str]]:
     """source_file -> (rows, sha256 of its rows as CSV): what an archive must give back."""
+    columns = [c for c in frame.columns if c != "source_file"]
     digests = {}
     for name, part in frame.groupby("source_file", sort=True):
-        text = part[list(schema.COLUMNS)].to_csv(index=False, header=False)
+        text = part[columns].to_csv(index=False, header=False)
         digests[name] = (len(part), sha256_hex(text.encode()))
     return digests
 
@@ -82,11 +102,12 @@ def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd
         if not raw:
             return report  # nothing new since the last archive of this block
         kept = [name for name in sorted(accepted) if name not in raw_present]
-        rows_of = {name: entry.rows for name, entry in accepted.items()}
+        rows_of = {name: entry.archived_rows for name, entry in accepted.items()}
         staging = report.key.replace("archive/", "archive-staging/", 1)
         payload = expected = None
         if engine is not None and engine.name == "spark":
             try:
+                _spark_can_write([accepted[name] for name in [*raw, *kept]])
                 payload, expected = _archive_on_spark(lake, report.key, staging, raw, kept, rows_of, engine)
                 report.written_by = "spark"
             except _NotOnSpark as reason:
@@ -109,6 +130,16 @@ Digests = dict[str, tuple[int, str]]
 
 class _NotOnSpark(Exception):
     """Why a block meant for Spark is archived in this process instead."""
+
+
+def _spark_can_write(entries: list[FileEntry]) -> None:
+    """The Spark archive carries the standard columns only, and its reader refuses a line with a
+    wrong field count: a block with such files is archived in this process."""
+    irregular = [e.name for e in entries if e.extra_columns or e.malformed_rows]
+    if irregular:
+        raise _NotOnSpark(f"archived in this process: {len(irregular)} file(s) of the block have extra columns "
+                          f"or lines with a wrong number of fields (e.g. {irregular[0]}), which the Spark "
+                          "archive does not carry")
 
 
 def _verify(lake: Lake, key: str, staging: str, payload: bytes, expected: Digests, kept: list[str],
@@ -152,6 +183,8 @@ def _archive_here(lake: Lake, key: str, staging: str, raw: dict[str, str], kept:
         elif previous is not None:
             parts.append(previous[previous["source_file"] == name])
     frame = pd.concat(parts, ignore_index=True)
+    if EXTRA in frame.columns:  # a file with extra columns in the block (now or in the earlier archive)
+        frame = frame[["source_file", *schema.COLUMNS, EXTRA]].fillna({EXTRA: ""})
     payload = gzip.compress(frame.to_csv(index=False).encode(), compresslevel=6)
     expected = _file_digests(frame)
     _verify(lake, key, staging, payload, expected, kept, rows_of,

@@ -57,12 +57,15 @@ def build_event_assets(settings: Settings) -> list:
         owners=OWNERS,
         kinds={"csv", "arrow"},
         pool="events_ingest",
+        check_specs=checks.raw_check_specs(),
         metadata={"lake_prefixes": "landing/ -> raw/<hour>/, staged/<hour>/, manifests/<hour>.json, quarantine/"},
     )
     def raw_files(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
         """Claims the hour's landed files: validates each, moves it to raw/, stages its accepted
         rows (Arrow IPC) and records name, size, checksum and row counts in the hour's manifest.
-        Unusable files go to quarantine/ with a reason; identical re-landings are dropped."""
+        Unusable files go to quarantine/ with a reason, unusable rows (bad values, a wrong number of
+        fields) to quarantine/ beside their file; identical re-landings are dropped. Files with extra
+        columns are accepted (the extra columns are not in the tables) and reported."""
         give_way_if_background(context.run)
         store, db = lake.get(), warehouse.get()
         total = ClaimReport()
@@ -81,15 +84,21 @@ def build_event_assets(settings: Settings) -> list:
             context.log.warning(f"quarantined {name}: {reason}")
         if total.rejected_rows:
             context.log.warning(f"{total.rejected_rows} row(s) rejected and kept in quarantine/")
+        for name, columns in total.extra_columns.items():
+            context.log.warning(f"{name} has extra column(s) {columns}: accepted; not in the tables, kept in "
+                                "raw/ and the archive")
         return dg.MaterializeResult(metadata={
             "dagster/row_count": total.rows,
             "files_claimed": len(total.claimed),
             "duplicate_files": len(total.duplicates),
             "quarantined_files": len(total.quarantined),
             "rejected_rows": total.rejected_rows,
+            "wrong_field_count_rows": total.malformed_rows,
+            "files_with_extra_columns": len(total.extra_columns),
+            "extra_columns": dg.MetadataValue.json(total.extra_columns),
             "bytes": total.bytes,
             "quarantine_reasons": dg.MetadataValue.json(total.quarantined),
-        })
+        }, check_results=checks.raw_checks(total.extra_columns))
 
     @dg.asset(
         partitions_def=hourly,

@@ -20,11 +20,32 @@ from pipeline.resources.lake import Lake
 from pipeline.resources.warehouse import TableSpec, Warehouse
 from pipeline.settings import Settings
 
+RAW_KNOWN_COLUMNS = "raw_files_have_known_columns"
 T1_RECONCILES = "t1_reconciles_with_raw"
 T1_UNIQUE = "t1_unique_keys"
 T1_SCHEMA = "t1_schema"
 T2_MATCHES = "t2_matches_minutes"
 T2_UNIQUE = "t2_unique_keys"
+
+
+def raw_check_specs() -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(RAW_KNOWN_COLUMNS, asset=keys.RAW_FILES,
+                          description="The files claimed in this run have only the columns of the event "
+                                      "contract (warning: files with extra columns are accepted, their extra "
+                                      "columns kept in raw/ and the archive but not in the tables)."),
+    ]
+
+
+def raw_checks(extra_columns: dict[str, list[str]]) -> list[dg.AssetCheckResult]:
+    """Warns (never blocks) when the servers started sending columns the tables do not use."""
+    names = sorted({c for columns in extra_columns.values() for c in columns})
+    return [dg.AssetCheckResult(
+        check_name=RAW_KNOWN_COLUMNS, passed=not extra_columns, severity=dg.AssetCheckSeverity.WARN,
+        description=(f"{len(extra_columns)} file(s) with extra column(s) {names}: accepted, the extra columns "
+                     "are ignored by the tables and kept in raw/ and the archive") if extra_columns else None,
+        metadata={"files_with_extra_columns": len(extra_columns), "extra_columns": dg.MetadataValue.json(names)},
+    )]
 
 
 def t1_check_specs() -> list[dg.AssetCheckSpec]:

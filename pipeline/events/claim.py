@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
-import pyarrow as pa
 
 from pipeline.events import layout, schema, transform
 from pipeline.events.layout import FileEntry, Manifest
@@ -28,16 +27,20 @@ class ClaimReport:
     claimed: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)  # name -> reason
+    extra_columns: dict[str, list[str]] = field(default_factory=dict)  # accepted file -> its extra columns
     rows: int = 0
     rejected_rows: int = 0
+    malformed_rows: int = 0  # of the rejected rows, lines with a wrong number of fields
     bytes: int = 0
 
     def merge(self, other: "ClaimReport") -> None:
         self.claimed += other.claimed
         self.duplicates += other.duplicates
         self.quarantined.update(other.quarantined)
+        self.extra_columns.update(other.extra_columns)
         self.rows += other.rows
         self.rejected_rows += other.rejected_rows
+        self.malformed_rows += other.malformed_rows
         self.bytes += other.bytes
 
 
@@ -60,15 +63,16 @@ class _Landed:
     data: bytes
     sha: str
     fname: schema.FileName
-    staged: tuple[bytes, pa.Table, int] | transform.BadFile | None = None  # None: not computed
+    staged: tuple[bytes, transform.Staged] | transform.BadFile | None = None  # None: not computed
 
 
-def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, pa.Table, int] | transform.BadFile:
+def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, transform.Staged] | transform.BadFile:
     try:
-        cleaned, rejected, rows = transform.stage(data, fname.name, fname.minute)
+        staged = transform.stage(data, fname.name, fname.minute)
     except transform.BadFile as error:
         return error
-    return staged_bytes(cleaned), rejected, rows
+    # The encoded rows are what is kept: the table goes, as files wait in the read-ahead queue.
+    return staged_bytes(staged.cleaned), staged._replace(cleaned=None)
 
 
 def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed, landed_at: str) -> FileEntry:
@@ -78,17 +82,21 @@ def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed, landed_at: str) -> F
         landed.staged = _stage_in_memory(data, fname)
     if isinstance(landed.staged, transform.BadFile):
         raise landed.staged
-    payload, rejected_table, rows = landed.staged
+    payload, staged = landed.staged
     entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
-                      sha256=landed.sha, status="accepted", claimed_at=_now(), rows=rows,
-                      rejected_rows=rejected_table.num_rows, staged_key=layout.staged_key(hour, fname.name),
+                      sha256=landed.sha, status="accepted", claimed_at=_now(), rows=staged.rows,
+                      rejected_rows=staged.rejected.num_rows, malformed_rows=staged.malformed_rows,
+                      extra_columns=list(staged.extra_columns), staged_key=layout.staged_key(hour, fname.name),
                       landed_at=landed_at)
     lake.write_bytes(entry.staged_key, payload)
     if entry.rejected_rows:
-        rejected = rejected_table.to_pandas()
+        rejected = staged.rejected.to_pandas()
         reasons = rejected["reason"].value_counts().to_dict()
+        details = {"reasons": reasons}
+        if staged.malformed_rows:
+            details["expected_fields"] = len(schema.COLUMNS) + len(staged.extra_columns)
         layout.quarantine(lake, fname.name + ".rejected.csv", rejected.to_csv(index=False).encode(),
-                          f"{len(rejected)} row(s) rejected", reasons=reasons)
+                          f"{len(rejected)} row(s) rejected", **details)
         entry.reason = "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items()))
     return entry
 
@@ -159,6 +167,9 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000,
         report.claimed.append(fname.name)
         report.rows += entry.rows
         report.rejected_rows += entry.rejected_rows
+        report.malformed_rows += entry.malformed_rows
+        if entry.extra_columns:
+            report.extra_columns[fname.name] = entry.extra_columns
         report.bytes += entry.size
     if report.claimed or report.quarantined:
         manifest.save(lake, hour)

@@ -90,16 +90,23 @@ class FileEntry:
     sha256: str
     status: str  # "accepted" | "quarantined"
     rows: int = 0  # data rows in the file
-    rejected_rows: int = 0
+    rejected_rows: int = 0  # rows not used: bad values, or a wrong number of fields (malformed_rows)
     reason: str = ""
     claimed_at: str = ""
     quarantine_key: str = ""
     staged_key: str = ""  # where its accepted rows are; "" in manifests older than the field
+    malformed_rows: int = 0  # lines with a wrong number of fields: no columns, so not in the archive
+    extra_columns: list[str] = field(default_factory=list)  # header columns beyond schema.COLUMNS
     landed_at: str = ""  # when it landed: the landed object's modification time (ISO UTC)
     in_t1_at: str = ""  # when the t1 transaction that first held its rows committed ("": not in t1)
 
     def staged(self, hour: pd.Timestamp) -> str:
         return self.staged_key or f"staged/{slug(hour)}/{self.name}.parquet"  # the earlier format
+
+    @property
+    def archived_rows(self) -> int:
+        """The rows the file's archive holds: every data line with the header's field count."""
+        return self.rows - self.malformed_rows
 
 
 def _known(entry: dict) -> dict:

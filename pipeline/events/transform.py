@@ -41,7 +41,9 @@ TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 INT_DIMENSIONS = frozenset({"product_id", "category_id", "user_id"})
 AGGREGATED_EVENTS = ("purchase", "view")
 
-# Rejection reasons, in the order rows are checked: a row gets the first that applies.
+# Rejection reasons, in the order rows are checked: a row gets the first that applies. A line
+# whose field count differs from the header's is found while reading, before any value check.
+WRONG_FIELD_COUNT = "wrong number of fields"
 BAD_EVENT_TIME = "bad event_time"
 UNKNOWN_EVENT_TYPE = "unknown event_type"
 BAD_PRODUCT_ID = "bad product_id"
@@ -49,11 +51,13 @@ BAD_CATEGORY_ID = "bad category_id"
 BAD_PRICE = "bad price"
 BAD_USER_ID = "bad user_id"
 OUTSIDE_MINUTE = "event_time outside the file's minute"
-REASONS = (
+_VALUE_REASONS = (
     BAD_EVENT_TIME, UNKNOWN_EVENT_TYPE, BAD_PRODUCT_ID, BAD_CATEGORY_ID, BAD_PRICE, BAD_USER_ID,
     OUTSIDE_MINUTE,
 )
+REASONS = (WRONG_FIELD_COUNT, *_VALUE_REASONS)
 
+_STANDARD = frozenset(COLUMNS)
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
 # "2019-10-01 00:00:00 UTC", "2019-10-01 00:00:00", "2019-10-01T00:00:00" (also with "Z").
@@ -71,6 +75,28 @@ class BadFile(ValueError):
     """A whole file cannot be used; the message says why in plain words."""
 
 
+class RawFile(NamedTuple):
+    """A landed file as read.
+
+    ``rows``: the lines with as many fields as the header, as text in ``COLUMNS`` order, plus
+    ``_line``. ``extra``: the values of the header's other columns (an additive schema change),
+    in the file's order, row for row with ``rows``; None when there are none. ``malformed``: the
+    lines with too few or too many fields (``_line``, and ``_text``, the line as it was).
+    """
+
+    rows: pa.Table
+    extra: pa.Table | None
+    malformed: pa.Table
+
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        return tuple(self.extra.column_names) if self.extra is not None else ()
+
+
+_MALFORMED_SCHEMA = pa.schema([("_line", pa.int64()), ("_text", pa.string())])
+_NO_MALFORMED = _MALFORMED_SCHEMA.empty_table()
+
+
 # --------------------------------------------------------------------------------------- reading
 
 
@@ -80,10 +106,17 @@ def read_events(data: bytes, name: str) -> pd.DataFrame:
 
 
 def read_table(data: bytes, name: str) -> pa.Table:
+    """The rows of ``read_file``: raw text columns (``COLUMNS`` order) plus ``_line``."""
+    return read_file(data, name).rows
+
+
+def read_file(data: bytes, name: str) -> RawFile:
     """Parse one landed file into raw text columns (``COLUMNS`` order) plus ``_line``.
 
     ``_line`` is the 1-based line number in the (decompressed) file, the header being line 1, so a
-    rejected row can be found in the original file.
+    rejected row can be found in the original file. A line with a wrong number of fields is set
+    aside (``RawFile.malformed``), not the whole file; columns beyond ``COLUMNS`` are kept apart
+    (``RawFile.extra``). Raises ``BadFile`` when the file as a whole cannot be used.
     """
     if name.endswith(".gz"):
         data = _gunzip(data)
@@ -111,13 +144,25 @@ def read_table(data: bytes, name: str) -> pa.Table:
         raise BadFile("file has a header but no rows")
 
     body = pa.py_buffer(data).slice(int(ends[header]) + 1)
-    table = _parse_body(body, names, lines)
-    if table.num_rows != len(lines):
+    table, skipped = _parse_body(body, names, lines)
+    if table.num_rows + len(skipped) != len(lines):
         raise BadFile(
-            f"found {table.num_rows} rows on {len(lines)} lines: a quoted value contains a line break, "
-            "or lines end in a bare carriage return; every event must be on one line"
+            f"found {table.num_rows + len(skipped)} rows on {len(lines)} lines: a quoted value contains a "
+            "line break, or lines end in a bare carriage return; every event must be on one line"
         )
-    return table.select(list(COLUMNS)).append_column("_line", pa.array(lines.astype(np.int64)))
+    malformed = _NO_MALFORMED
+    if skipped:
+        if any(row.number is None for row in skipped):  # not expected from a one-thread read
+            raise BadFile(f"a line has {skipped[0].actual_columns} fields; expected {len(names)}")
+        at = np.array([row.number for row in skipped], dtype=np.int64) - 1
+        malformed = pa.table({
+            "_line": pa.array(lines[at].astype(np.int64)),
+            "_text": pa.array([row.text.rstrip("\r") for row in skipped], pa.string()),
+        }, schema=_MALFORMED_SCHEMA)
+        lines = np.delete(lines, at)
+    rows = table.select(list(COLUMNS)).append_column("_line", pa.array(lines.astype(np.int64)))
+    extra = [n for n in names if n not in _STANDARD]
+    return RawFile(rows, table.select(extra) if extra else None, malformed)
 
 
 def rows_digest(raw: pa.Table) -> str:
@@ -164,6 +209,8 @@ def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _header(line: bytes, first_line: bool) -> list[str]:
+    """The header's column names. Columns beyond ``COLUMNS`` are allowed (an additive schema
+    change); a missing, repeated or empty name is not."""
     if first_line and line.startswith(_UTF8_BOM):
         line = line[len(_UTF8_BOM):]
     try:
@@ -173,48 +220,52 @@ def _header(line: bytes, first_line: bool) -> list[str]:
     names = next(csv.reader([text]))
     repeated = sorted({n for n in names if names.count(n) > 1})
     missing = [c for c in COLUMNS if c not in names]
-    unexpected = [n for n in names if n not in COLUMNS]
     problems = []
     if missing:
-        problems.append(f"missing columns {missing}")
-    if unexpected:
-        problems.append(f"unexpected {unexpected}")
+        unexpected = [n for n in names if n not in _STANDARD]
+        problems.append(f"missing columns {missing}" + (f", unexpected {unexpected}" if unexpected else ""))
     if repeated:
         problems.append(f"repeated {repeated}")
+    if "" in names:
+        problems.append(f"column {names.index('') + 1} has no name")
     if problems:
         raise BadFile(f"header does not match: {', '.join(problems)}; expected {','.join(COLUMNS)}")
     return names
 
 
-def _parse_body(body: pa.Buffer, names: list[str], lines: np.ndarray, use_threads: bool = True) -> pa.Table:
-    """Read the rows after the header, every column as text; empty fields become null."""
-    bad_rows = []
+def _parse_body(body: pa.Buffer, names: list[str], lines: np.ndarray, use_threads: bool = True):
+    """Read the rows after the header, every column as text; empty fields become null.
 
-    def refuse(row) -> str:
-        bad_rows.append(row)
-        return "error"
+    Returns the table and the rows skipped for a wrong field count (Arrow's ``InvalidRow``, in
+    file order, each with its 1-based row ``number``).
+    """
+    skipped = []
+
+    def skip(row) -> str:
+        skipped.append(row)
+        return "skip"
 
     options = dict(
         read_options=pacsv.ReadOptions(
             column_names=names, use_threads=use_threads, block_size=4 * MAX_LINE_BYTES,
         ),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=refuse),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
         convert_options=pacsv.ConvertOptions(
             column_types={c: pa.string() for c in names}, strings_can_be_null=True, null_values=[""],
         ),
     )
     try:
-        return pacsv.read_csv(pa.BufferReader(body), **options)
+        table = pacsv.read_csv(pa.BufferReader(body), **options)
     except pa.ArrowInvalid as error:
         message = str(error)
-    row_number = re.search(r"Row #(\d+)", message)
-    if bad_rows:
-        row = bad_rows[0]
-        if row.number is None and use_threads:
-            # Row numbers are only known when reading on one thread: read again to name the line.
+    else:
+        if not skipped:
+            return table, skipped
+        if use_threads:
+            # Row numbers are only known when reading on one thread: read again to find the lines.
             return _parse_body(body, names, lines, use_threads=False)
-        where = _line_of(lines, row.number)
-        raise BadFile(f"{where} has {row.actual_columns} fields; expected {row.expected_columns}")
+        return table, sorted(skipped, key=lambda row: row.number)
+    row_number = re.search(r"Row #(\d+)", message)
     if "UTF8" in message:
         if row_number is None and use_threads:
             return _parse_body(body, names, lines, use_threads=False)
@@ -249,7 +300,8 @@ def validate_table(
 ) -> tuple[pa.Table, pa.Table]:
     """Split raw rows into typed good rows and rejected rows, each rejection with one reason.
 
-    A row is checked column by column in ``REASONS`` order and gets the first reason that applies;
+    A row is checked column by column in ``REASONS`` order (after ``WRONG_FIELD_COUNT``, which
+    ``read_file`` finds) and gets the first reason that applies;
     a row that types well but whose event time is not in the file's minute is rejected too, so it
     is reported instead of being counted in the wrong minute.
     """
@@ -265,7 +317,7 @@ def validate_table(
     in_minute = nanos - nanos % _NS_PER_MINUTE == minute.value
 
     checks = (time_ok, _numpy_bool(type_ok), product_ok, category_ok, price_ok, user_ok, in_minute)
-    failed = np.zeros(raw.num_rows, dtype=np.int8)  # 0 = good, else 1 + index in REASONS
+    failed = np.zeros(raw.num_rows, dtype=np.int8)  # 0 = good, else 1 + index in _VALUE_REASONS
     for index in range(len(checks) - 1, -1, -1):
         failed[~checks[index]] = index + 1
 
@@ -286,7 +338,7 @@ def validate_table(
     })
     bad_at = ~good_at
     rejected = raw.filter(pa.array(bad_at))
-    reasons = np.array(REASONS, dtype=object)[failed[bad_at] - 1]
+    reasons = np.array(_VALUE_REASONS, dtype=object)[failed[bad_at] - 1]
     rejected = rejected.append_column("reason", pa.array(reasons, pa.string()))
     return good, rejected
 
@@ -372,12 +424,28 @@ def clean_table(good: pa.Table) -> pa.Table:
     return table
 
 
-def stage(data: bytes, name: str, minute: pd.Timestamp) -> tuple[pa.Table, pa.Table, int]:
-    """One landed file -> (cleaned rows, rejected rows with their reason, rows read); Arrow end
-    to end, so a file is never turned into Python objects or a DataFrame. Raises ``BadFile``."""
-    raw = read_table(data, name)
-    good, rejected = validate_table(raw, minute)
-    return clean_table(good), rejected, raw.num_rows
+class Staged(NamedTuple):
+    """What claiming keeps of one file: ``cleaned`` rows for t1; ``rejected`` rows with their
+    ``reason`` (``_text`` holds the line when it had a wrong field count); ``rows``, every data
+    line read; the header's ``extra_columns``; ``malformed_rows``, the lines with a wrong field count."""
+
+    cleaned: pa.Table
+    rejected: pa.Table
+    rows: int
+    extra_columns: tuple[str, ...]
+    malformed_rows: int
+
+
+def stage(data: bytes, name: str, minute: pd.Timestamp) -> Staged:
+    """One landed file -> its ``Staged`` rows; Arrow end to end, so a file is never turned into
+    Python objects or a DataFrame. Raises ``BadFile``."""
+    raw = read_file(data, name)
+    good, rejected = validate_table(raw.rows, minute)
+    malformed = raw.malformed.num_rows
+    if malformed:
+        lines = raw.malformed.append_column("reason", pa.array([WRONG_FIELD_COUNT] * malformed, pa.string()))
+        rejected = pa.concat_tables([rejected, lines], promote_options="default").sort_by("_line")
+    return Staged(clean_table(good), rejected, raw.rows.num_rows + malformed, raw.extra_columns, malformed)
 
 
 def _fill(text: pa.ChunkedArray, ids: pa.ChunkedArray) -> pa.ChunkedArray:

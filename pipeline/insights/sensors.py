@@ -1,10 +1,13 @@
 """Sensors of the insights pipeline.
 
 ``insights_dumps`` lists ``insights/events/`` and requests a load for every dump that is new or
-whose content changed (late dumps, replaced dumps). Its cursor maps each dump key to the ETag
-last requested; the run key is the key plus the ETag, so a repeated tick never loads the same
-content twice while a replaced file always loads again. The automation sensor refreshes the
-all-time tables when months change.
+whose content changed (late dumps, replaced dumps). Change is decided by content, as for event
+files: a dump whose listing changed (an upload, or a touch on a folder lake) is fingerprinted
+(``Lake.fingerprint``: SHA-256 of the bytes on a folder, the ETag on S3) and loads again only if
+the fingerprint differs, so uploading the same bytes again loads nothing. Its cursor maps each
+dump key to ``[listing ETag, fingerprint]`` of the content last seen; the run key is the key plus
+the listing ETag, so a repeated tick never starts a second run. The automation sensor refreshes
+the all-time tables when months change.
 """
 
 import json
@@ -24,8 +27,8 @@ def plan_dump_runs(lake: Lake, cursor: str | None, partitions: dg.MonthlyPartiti
     A dump for a month that is not a partition yet (the running month) is left out of the
     cursor, so it is requested once its month has ended.
     """
-    seen: dict[str, str] = json.loads(cursor) if cursor else {}
-    listed: dict[str, str] = {}
+    seen = _read_cursor(cursor)
+    listed: dict[str, list[str | None]] = {}
     requests: list[dg.RunRequest] = []
     skipped: list[str] = []
     for obj in lake.list(DUMP_PREFIX, page_size=page_size):
@@ -33,14 +36,24 @@ def plan_dump_runs(lake: Lake, cursor: str | None, partitions: dg.MonthlyPartiti
         if parsed is None or not partitions.has_partition_key(parsed[0].partition_key):
             skipped.append(obj.key)
             continue
-        listed[obj.key] = obj.etag
-        if seen.get(obj.key) != obj.etag:
+        etag, fingerprint = seen.get(obj.key, (None, None))
+        if etag == obj.etag:  # listed exactly as before
+            listed[obj.key] = [etag, fingerprint]
+            continue
+        listed[obj.key] = [obj.etag, lake.fingerprint(obj)]
+        if fingerprint != listed[obj.key][1]:  # new, or other bytes (None: a cursor of before fingerprints)
             requests.append(dg.RunRequest(
                 partition_key=parsed[0].partition_key,
                 run_key=f"{obj.key}@{obj.etag}",
                 tags={"insights/dump": obj.key},
             ))
     return requests, json.dumps(listed, sort_keys=True), skipped
+
+
+def _read_cursor(cursor: str | None) -> dict[str, tuple[str | None, str | None]]:
+    """key -> (listing ETag, fingerprint); a cursor written before fingerprints maps key -> ETag."""
+    seen = json.loads(cursor) if cursor else {}
+    return {key: (value, None) if isinstance(value, str) else tuple(value) for key, value in seen.items()}
 
 
 def build_sensors(job, all_time_assets: dg.AssetsDefinition, partitions: dg.MonthlyPartitionsDefinition,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import re
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ FREE_MAIL_PROVIDERS = frozenset({
 })
 
 _EMAIL = re.compile(r"^[^@\s]+@([^@\s]+)$")
+# A UTC offset (Z, +05:00, -0500, +05) after a time: those values are parsed apart from the others.
+_OFFSET = r"[T ]\d{2}.*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _DOMAIN_LABEL = re.compile(r"^[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?$")
 
 
@@ -75,12 +78,34 @@ def read_dump(data: bytes, fmt: str) -> pd.DataFrame:
 def parse_timestamps(values: pd.Series) -> pd.Series:
     """UTC instants; NaT where a value is neither ISO 8601 nor ``YYYY-MM-DD HH:MM:SS``.
 
-    Values without an offset are UTC, as the dumps promise; typed Parquet timestamps pass through.
+    Values without an offset are UTC, as the dumps promise, wherever they are in the file;
+    typed Parquet timestamps pass through.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
     text = values.astype("string").str.strip()
-    return pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    # pandas' ISO 8601 parser gives a value without an offset the offset of an earlier value that
+    # had one, so the two kinds never go through one call.
+    with_offset = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(bool)
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if with_offset.any():
+        parsed[with_offset] = pd.to_datetime(text[with_offset], utc=True, errors="coerce", format="ISO8601")
+    if (~with_offset).any():
+        parsed[~with_offset] = _as_utc(text[~with_offset])
+    return parsed
+
+
+def _as_utc(text: pd.Series) -> pd.Series:
+    """Values the offset pattern calls offset-less, read as UTC; one value at a time if pandas
+    found an offset in one after all (then it would carry it to the values after it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # pandas' note about mixed offsets
+        naive = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    if pd.api.types.is_datetime64_dtype(naive):
+        return naive.dt.tz_localize("UTC")
+    one = {v: pd.to_datetime(pd.Series([v]), utc=True, errors="coerce", format="ISO8601")[0]
+           for v in text.dropna().unique()}
+    return pd.to_datetime(text.map(one), utc=True)
 
 
 @dataclass(frozen=True)

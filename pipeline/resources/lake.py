@@ -114,6 +114,11 @@ class Lake(ABC):
     def uri(self, key: str) -> str:
         return f"{self.url.rstrip('/')}/{validate_key(key)}"
 
+    def fingerprint(self, obj: LakeObject) -> str:
+        """An id of the object's content: the same bytes give the same id, whenever and however
+        often they are written (``etag`` on a folder changes with the modification time)."""
+        return "sha256:" + sha256_hex(self.read_bytes(obj.key))
+
     def read_text(self, key: str) -> str:
         return self.read_bytes(key).decode("utf-8")
 
@@ -244,6 +249,11 @@ class S3Lake(Lake):
             if _missing(error):
                 raise ObjectGone(f"lake object {key!r} is not there (moved or deleted)") from None
             raise
+
+    def fingerprint(self, obj: LakeObject) -> str:
+        """The ETag: S3 derives it from the bytes (and, for multipart uploads, the part size), so
+        the same bytes uploaded again the same way keep it, without reading the object."""
+        return "etag:" + obj.etag
 
     def write_bytes(self, key: str, data: bytes) -> None:
         # A single PUT is atomic on S3: readers see the old or the new object.

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import pandas as pd
 import psycopg
@@ -171,6 +171,38 @@ def redact(url: str) -> str:
     return url
 
 
+def unreachable(url: str, variable: str, error: Exception) -> WarehouseError:
+    """One line for a server that cannot be reached: where (host and port, never the password),
+    which variable says so, why, and what to check."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 5432
+    except ValueError:  # a port that is not a number: psycopg says so in the reason
+        port = "?"
+    host = parts.hostname or parse_qs(parts.query).get("host", ["localhost"])[0]
+    where = f"the unix socket in {host}" if host.startswith("/") else f"{host}:{port}"
+    # psycopg says 'connection failed: connection to server at "h", port p failed: <why>' and a
+    # hint on further lines: keep <why>.
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    reason = reason.rsplit(" failed: ", 1)[-1].strip()
+    if parts.password:
+        reason = reason.replace(parts.password, "***")
+    return WarehouseError(
+        f"cannot reach PostgreSQL at {where} (database {parts.path.lstrip('/') or '?'}, from {variable}): {reason}. "
+        f"Check that the server is running and accepts connections there, and the host, port, user, password "
+        f"and database in {variable}; or unset PIPELINE_PG_URL to use the embedded server."
+    )
+
+
+def check_reachable(url: str, variable: str, timeout_seconds: int = 10) -> None:
+    """Connect once, so a wrong or unreachable server is one clear error before anything starts;
+    raises ``WarehouseError``."""
+    try:
+        psycopg.connect(url, connect_timeout=timeout_seconds).close()
+    except psycopg.Error as error:
+        raise unreachable(url, variable, error) from None
+
+
 class Warehouse:
     """Connections plus the few bulk operations the assets need."""
 
@@ -182,10 +214,7 @@ class Warehouse:
         try:
             conn = psycopg.connect(self.url)
         except psycopg.OperationalError as error:
-            raise WarehouseError(
-                f"cannot connect to PostgreSQL at {redact(self.url)}: {error}. Check PIPELINE_PG_URL, "
-                "or unset it to use the embedded server."
-            ) from error
+            raise unreachable(self.url, "PIPELINE_PG_URL", error) from error
         with conn:
             yield conn
 

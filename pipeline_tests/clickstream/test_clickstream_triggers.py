@@ -179,7 +179,10 @@ def test_finished_runs_are_posted_to_the_webhook(definitions, lake, mongo_resour
         failed.run_id,
         "2024-01-01..2024-01-02",
     )
-    assert "clickstream__report" in payload["message"]
+    # Issue 15: the notification said only "Steps failed: [...]"; it carries the cause.
+    cause = "ServerSelectionTimeoutError: mongo.invalid:27017: no server"
+    assert payload["message"] == f"clickstream__report: {cause}"
+    assert payload["errors"] == {"clickstream__report": cause}
 
 
 def test_other_runs_are_not_announced_and_without_a_webhook_it_only_logs(
@@ -218,6 +221,43 @@ def test_a_refused_or_unsafe_webhook_fails_loudly(webhook, monkeypatch):
     monkeypatch.setenv(notify.WEBHOOK_ENV, "file:///etc/passwd")
     with pytest.raises(notify.NotificationError, match="must be an http"):
         notify.notify(_Log(), {"run_id": "r1", "status": "SUCCESS"})
+
+
+def test_the_failure_notification_names_each_failed_step_and_its_error(definitions, lake, webhook):
+    """A run failing in two ways: a dg.Failure (its description) and an exception (its type and text)."""
+
+    @dg.op
+    def described():
+        raise dg.Failure(description="the report could not be uploaded: bucket missing")
+
+    @dg.op
+    def crashed():
+        try:
+            raise KeyError("inner")
+        except KeyError as error:
+            raise ValueError("bad click count 'x' on line 3") from error
+
+    @dg.op
+    def fine():
+        pass
+
+    instance = dg.DagsterInstance.ephemeral()
+    job = dg.GraphDefinition(name="clickstream_job", node_defs=[described, crashed, fine]).to_job()
+    failed = job.execute_in_process(instance=instance, raise_on_error=False)
+    sensor = definitions(lake).resolve_sensor_def("clickstream_failure_notifier")
+    sensor(dg.build_run_status_sensor_context(
+        sensor_name=sensor.name, dagster_event=failed.get_run_failure_event(), dagster_instance=instance,
+        dagster_run=failed.dagster_run).for_run_failure())
+    ((_, payload),) = webhook.received
+    # One message, the steps in the order they failed.
+    assert sorted(payload["message"].split("; ")) == [
+        "crashed: ValueError: bad click count 'x' on line 3",
+        "described: the report could not be uploaded: bucket missing",
+    ]
+    assert payload["errors"] == {
+        "described": "the report could not be uploaded: bucket missing",
+        "crashed": "ValueError: bad click count 'x' on line 3",
+    }
 
 
 class _Log:

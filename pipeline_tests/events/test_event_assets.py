@@ -64,8 +64,8 @@ def test_an_hour_materializes_to_the_oracle_with_metadata_and_checks(platform, t
     assert t1["dagster/row_count"] == sum(len(platform.t1(e, d)) for e, d in pairs(platform.settings.events,
                                                                                      platform.settings.dimensions))
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"t1_reconciles_with_raw": True, "t1_unique_keys": True, "t1_schema": True,
-                      "t2_matches_minutes": True, "t2_unique_keys": True}
+    assert checks == {"raw_files_have_known_columns": True, "t1_reconciles_with_raw": True, "t1_unique_keys": True,
+                      "t1_schema": True, "t2_matches_minutes": True, "t2_unique_keys": True}
     # landed files moved to raw/, staged, recorded in the manifest with checksums
     assert not list(platform.lake.list("landing/"))
     assert len(list(platform.lake.list("raw/2019-10-01-00/"))) == 12
@@ -248,3 +248,82 @@ def test_path_like_and_unparseable_names_are_quarantined_by_the_sensor(platform)
                if o.key.endswith(".reason.json")]
     assert len(reasons) == 5 and all("bad file name" in r["reason"] for r in reasons)
     assert not list(platform.lake.list("landing/"))
+
+
+def _archive(platform, key="archive/2019-10-01.csv.gz") -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(platform.lake.read_bytes(key)), compression="gzip", dtype=str,
+                       keep_default_na=False)
+
+
+def _manifest_entry(platform, name):
+    return json.loads(platform.lake.read_text("manifests/2019-10-01-00.json"))["files"][name]
+
+
+def test_a_line_with_a_wrong_field_count_is_rejected_and_the_rest_of_its_file_counts(platform):
+    """Issue 15: one short or long line used to quarantine the whole file and its good rows."""
+    short, long = _row(price="3")[:-20] + b"\n", _row(price="7")[:-1] + b",surplus\n"
+    data = HEADER + _row(price="10") + short + _row(product="2", price="5") + long + _row(product="3", price="1")
+    name = "2019-10-01-00-00-00-s1.csv"
+    platform.land(name, data)
+    result = _materialize(platform)
+    meta = _metadata(result, "raw_files")
+    assert (meta["files_claimed"], meta["quarantined_files"]) == (1, 0)
+    assert (meta["rejected_rows"], meta["wrong_field_count_rows"], meta["dagster/row_count"]) == (2, 2, 5)
+    assert sorted(platform.t1("purchase", "product_id")["gmv"]) == [1.0, 5.0, 10.0]
+
+    [rejected_key] = [o.key for o in platform.lake.list("quarantine/") if o.key.endswith(".rejected.csv")]
+    rejected = pd.read_csv(io.BytesIO(platform.lake.read_bytes(rejected_key)), dtype=str, keep_default_na=False)
+    assert rejected["_line"].tolist() == ["3", "5"]
+    assert rejected["reason"].tolist() == ["wrong number of fields"] * 2
+    assert rejected["_text"].tolist() == [short.decode().rstrip("\n"), long.decode().rstrip("\n")]
+    reason = json.loads(platform.lake.read_text(rejected_key + ".reason.json"))
+    assert reason["reasons"] == {"wrong number of fields": 2} and reason["expected_fields"] == 9
+    entry = _manifest_entry(platform, name)
+    assert (entry["status"], entry["rows"], entry["rejected_rows"], entry["malformed_rows"]) == ("accepted", 5, 2, 2)
+    assert platform.lake.read_bytes(f"raw/2019-10-01-00/{name}") == data  # every byte kept until archived
+
+    # The archive holds the rows that have columns, and verifies; the two lines stay in quarantine.
+    archived = _materialize(platform, partition_key="2019-10-01", selection=("archive",))
+    assert _metadata(archived, "archive")["dagster/row_count"] == 3
+    assert _archive(platform)["product_id"].tolist() == ["1", "2", "3"]
+    assert not list(platform.lake.list("raw/"))
+
+
+def test_a_file_with_extra_columns_is_accepted_reported_and_archived_whole(platform):
+    """Issue 15: an additive schema change (servers send a new column) used to quarantine every file."""
+    columns = HEADER.decode().strip().split(",")
+    header = ",".join(["coupon", *reversed(columns), "channel"]) + "\n"
+
+    def row(product, price, coupon):
+        values = _row(product=product, price=price).decode().strip().split(",")
+        return ",".join([coupon, *reversed(values), "web"]) + "\n"
+
+    extra = (header + row("1", "10", "C-1") + row("2", "5", '"x, ""y"""')).encode()
+    plain = HEADER + _row(product="3", price="1")
+    platform.land("2019-10-01-00-00-00-new.csv", extra)
+    platform.land("2019-10-01-00-00-00-old.csv", plain)
+    result = _materialize(platform)
+    meta = _metadata(result, "raw_files")
+    assert (meta["files_claimed"], meta["quarantined_files"]) == (2, 0)
+    assert meta["files_with_extra_columns"] == 1
+    assert meta["extra_columns"] == {"2019-10-01-00-00-00-new.csv": ["coupon", "channel"]}
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "raw_files_have_known_columns"]
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.WARN)
+    assert check.metadata["extra_columns"].value == ["channel", "coupon"]
+    assert sorted(platform.t1("purchase", "product_id")["gmv"]) == [1.0, 5.0, 10.0]
+    assert _manifest_entry(platform, "2019-10-01-00-00-00-new.csv")["extra_columns"] == ["coupon", "channel"]
+    assert platform.lake.read_bytes("raw/2019-10-01-00/2019-10-01-00-00-00-new.csv") == extra
+
+    archived = _materialize(platform, partition_key="2019-10-01", selection=("archive",))
+    assert _metadata(archived, "archive")["files"] == 2
+    archive = _archive(platform)
+    assert list(archive.columns) == ["source_file", *columns, "extra"]
+    assert [json.loads(e) if e else None for e in archive["extra"]] == [
+        {"coupon": "C-1", "channel": "web"}, {"coupon": 'x, "y"', "channel": "web"}, None]
+    assert archive["product_id"].tolist() == ["1", "2", "3"]
+
+    # A run whose files have only the contract's columns passes the check.
+    platform.land("2019-10-01-00-01-00-old.csv", HEADER + _row(minute="01", product="4", price="2"))
+    again = _materialize(platform)
+    [check] = [c for c in again.get_asset_check_evaluations() if c.check_name == "raw_files_have_known_columns"]
+    assert check.passed

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from pipeline.events import minutes
 from pipeline.events.jobs import INGEST_JOB
 from pipeline.events.tables import pairs, t1_table
 from pipeline.settings import Settings
+from pipeline_tests import processes
 from pipeline_tests.events.event_oracle import assert_same, batch_oracle, to_hours
 from pipeline_tests.events.platform_fixture import Platform, make_platform, sample_files, write_sources
 
@@ -202,7 +202,7 @@ process(build_definitions(Settings.from_env()), dg.DagsterInstance.ephemeral())
 
 def run_killed(point: str, tmp_path: Path) -> dict:
     seen = tmp_path / f"killed-at-{point}.json"
-    child = subprocess.run([sys.executable, "-c", KILLED_BATCH, point, str(seen)], cwd=PROJECT,
+    child = processes.run([sys.executable, "-c", KILLED_BATCH, point, str(seen)], cwd=PROJECT,
                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
     return json.loads(seen.read_text())

@@ -56,8 +56,8 @@ def _cleaned(files: list[tuple[str, bytes]], via_lake: bool = True) -> pd.DataFr
     frames = []
     for name, data in files:
         if via_lake:
-            cleaned, _, _ = transform.stage(data, name, schema.parse_file_name(name).minute)
-            frame = staged_frame(staged_bytes(cleaned))
+            staged = transform.stage(data, name, schema.parse_file_name(name).minute)
+            frame = staged_frame(staged_bytes(staged.cleaned))
         else:
             good, _ = transform.validate(transform.read_events(data, name), schema.parse_file_name(name).minute)
             frame = transform.clean(good)
@@ -324,3 +324,22 @@ def test_a_block_spark_reads_otherwise_is_archived_here_as_the_platform_reads_it
     (_, expected), = _archive(tmp_path, new_database(), "pandas", batches)
     pd.testing.assert_frame_equal(actual, expected, check_exact=True)
     assert actual[actual["source_file"] == odd[0][0]]["brand"].tolist() == [brand.replace('"', "")]
+
+
+def test_a_block_with_extra_columns_or_malformed_lines_is_archived_here_with_them(spark, tmp_path, pg_url,
+                                                                                 new_database):
+    """The Spark archive carries the standard columns only: such a block is written by the driver."""
+    extra = [("2019-10-01-03-05-00-extra.csv",
+              (HEADER.rstrip("\n") + ",coupon\n2019-10-01 03:05:01 UTC,view,1,2,x,b,1.5,3,s,C9\n").encode())]
+    short = [("2019-10-01-03-06-00-short.csv",
+              (HEADER + "2019-10-01 03:06:01 UTC,view,1,2,x,b,1.5,3,s\n2019-10-01 03:06:02 UTC,view\n").encode())]
+    plain = sample_files("2019-10-01 03:00", 1, events_per_minute=20, seed=13)
+    for odd in (extra, short):
+        batches = [plain + odd]
+        (report, actual), = _archive(tmp_path / odd[0][0], pg_url, "spark", batches)
+        assert report.written_by == "pandas", odd[0][0]
+        assert "archived in this process" in report.note and odd[0][0] in report.note
+        (_, expected), = _archive(tmp_path / odd[0][0], new_database(), "pandas", batches)
+        pd.testing.assert_frame_equal(actual, expected, check_exact=True)
+        assert len(actual[actual["source_file"] == odd[0][0]]) == 1
+    assert actual.columns.tolist()[-1] == "user_session"  # no extra column in a block without one

@@ -21,6 +21,7 @@ from pipeline.events.schema import COLUMNS
 from pipeline.events.transform import (
     MAX_LINE_BYTES,
     TEXT,
+    WRONG_FIELD_COUNT,
     BadFile,
     aggregate,
     aggregate_minutes,
@@ -30,8 +31,10 @@ from pipeline.events.transform import (
     merge_partials,
     metric_columns,
     read_events,
+    read_file,
     read_table,
     rows_digest,
+    stage,
     to_hour,
     validate,
 )
@@ -126,6 +129,7 @@ TOO_LONG = "2019-10-01 00:00:05 UTC,view,1,10,,{},1.00,100,s1"
      f"header does not match: missing columns ['price'], unexpected ['prize']; {EXPECTED_HEADER}"),
     (csv(ROW_A + ",1", header=HEADER + ",price"), "x.csv",
      f"header does not match: repeated ['price']; {EXPECTED_HEADER}"),
+    (csv(ROW_A + ",1", header=HEADER + ","), "x.csv", f"header does not match: column 10 has no name; {EXPECTED_HEADER}"),
     (csv("1,2", header="a,b"), "x.csv", "header does not match: missing columns ['event_time', 'event_type', "
      "'product_id', 'category_id', 'category_code', 'brand', 'price', 'user_id', 'user_session'], "
      f"unexpected ['a', 'b']; {EXPECTED_HEADER}"),
@@ -138,10 +142,11 @@ TOO_LONG = "2019-10-01 00:00:05 UTC,view,1,10,,{},1.00,100,s1"
     (gzip.compress(csv(ROW_A)), "x.csv", "gzip-compressed data in a file whose name does not end in .gz"),
     (csv(ROW_A, TOO_LONG.format("b" * MAX_LINE_BYTES)), "x.csv",
      f"line 3 is {len(TOO_LONG) - 2 + MAX_LINE_BYTES} bytes long; the limit is 1000000"),
-    (csv(ROW_A, "2019-10-01 00:00:05 UTC,view,1,10,,b,1.00,100"), "x.csv", "line 3 has 8 fields; expected 9"),
-    (csv(ROW_A, "", ROW_A + ",extra"), "x.csv", "line 4 has 10 fields; expected 9"),
     (csv('2019-10-01 00:00:05 UTC,view,1,10,,"a\nb",1.00,100,s1'), "x.csv",
      "found 1 rows on 2 lines: a quoted value contains a line break"),
+    # A quoted line break in a line that also has a wrong field count is still a file problem.
+    (csv(ROW_A, '2019-10-01 00:00:05 UTC,view,1,10,,"a\nb",1.00'), "x.csv",
+     "found 2 rows on 3 lines: a quoted value contains a line break"),
 ])
 def test_read_events_refuses_unusable_files(data, name, message):
     with pytest.raises(BadFile) as error:
@@ -149,17 +154,77 @@ def test_read_events_refuses_unusable_files(data, name, message):
     assert str(error.value).startswith(message)
 
 
-def test_read_events_names_the_bad_line_of_a_large_file():
-    """Large files are read on several threads; the error must still name the right line."""
+SHORT = "2019-10-01 00:00:05 UTC,view,1,10,,b,1.00,100"  # 8 fields
+
+
+def test_read_file_sets_aside_lines_with_a_wrong_field_count_and_keeps_the_others():
+    data = csv(ROW_A, SHORT, "", ROW_A + ",extra", ROW_B, "  ")
+    parsed = read_file(data, "x.csv")
+    assert parsed.rows.column("_line").to_pylist() == [2, 6]
+    assert parsed.rows.column("brand").to_pylist() == ["samsung, inc", "NA"]
+    assert parsed.malformed.to_pylist() == [
+        {"_line": 3, "_text": SHORT},
+        {"_line": 5, "_text": ROW_A + ",extra"},
+        {"_line": 7, "_text": "  "},
+    ]
+    assert parsed.extra is None and parsed.extra_columns == ()
+    # CRLF line ends are not part of the kept text; gzip gives the same lines.
+    crlf = read_file(gzip.compress(csv(ROW_A, SHORT, newline="\r\n")), "x.csv.gz")
+    assert crlf.malformed.to_pylist() == [{"_line": 3, "_text": SHORT}]
+    # A file whose every line is malformed is still a file of rows, all of them set aside.
+    only = read_file(csv(SHORT, SHORT), "x.csv")
+    assert only.rows.num_rows == 0 and only.malformed.column("_line").to_pylist() == [2, 3]
+
+
+def test_read_file_finds_the_malformed_lines_of_a_large_file():
+    """Large files are read on several threads; the set-aside lines must still be the right ones."""
     rows = [ROW_A] * 80_000  # ~ 8 MB: several read blocks
     rows[70_000] = "2019-10-01 00:00:05 UTC,view,1"
-    with pytest.raises(BadFile, match=r"^line 70002 has 3 fields; expected 9$"):
-        read_events(csv(*rows), "x.csv")
-    rows[70_000] = ROW_A
-    data = bytearray(csv(*rows))
+    rows[79_999] = ROW_A + ",x,y"
+    parsed = read_file(csv(*rows), "x.csv")
+    assert parsed.malformed.to_pylist() == [
+        {"_line": 70_002, "_text": "2019-10-01 00:00:05 UTC,view,1"}, {"_line": 80_001, "_text": ROW_A + ",x,y"}]
+    lines = parsed.rows.column("_line").to_numpy()
+    assert len(lines) == 79_998 and 70_002 not in lines and 80_001 not in lines
+    assert lines[70_000] == 70_003  # the row after the set-aside line keeps its own number
+    data = bytearray(csv(*[ROW_A] * 80_000))
     data[data.rindex(b"samsung")] = 0xFF  # inside the last row
     with pytest.raises(BadFile, match=r"^not UTF-8 text \(binary\?\): line 80001$"):
         read_events(bytes(data), "x.csv")
+
+
+def test_read_file_keeps_extra_columns_apart_in_any_column_order():
+    header = "coupon," + ",".join(reversed(COLUMNS)) + ",channel"
+    data = csv("C1,s1,100,35.79,samsung,electronics.smartphone,10,1,view,2019-10-01 00:00:05 UTC,web",
+               ",,200,0.50,NA,,20,2,purchase,2019-10-01 00:00:07 UTC,app", header=header)
+    parsed = read_file(data, "x.csv")
+    assert parsed.extra_columns == ("coupon", "channel")
+    assert parsed.extra.to_pylist() == [{"coupon": "C1", "channel": "web"}, {"coupon": None, "channel": "app"}]
+    assert parsed.rows.column_names == [*COLUMNS, "_line"]
+    assert parsed.rows.slice(0, 1).to_pylist() == [{
+        "event_time": "2019-10-01 00:00:05 UTC", "event_type": "view", "product_id": "1", "category_id": "10",
+        "category_code": "electronics.smartphone", "brand": "samsung", "price": "35.79", "user_id": "100",
+        "user_session": "s1", "_line": 2}]
+    # A line must have the header's field count, extra columns included.
+    short = read_file(csv("C1,s1,100,35.79,samsung,,10,1,view,2019-10-01 00:00:05 UTC", header=header), "x.csv")
+    assert short.rows.num_rows == 0 and short.malformed.column("_line").to_pylist() == [2]
+
+
+def test_stage_rejects_malformed_lines_with_their_text_and_counts_every_line():
+    header = HEADER + ",coupon"
+    data = csv(ROW_A + ",C1", SHORT, ROW_B.replace("0.50", "x") + ",", ROW_A, header=header)
+    staged = stage(data, "2019-10-01-00-00-00-a.csv", MINUTE)
+    assert staged.rows == 4 and staged.malformed_rows == 2 and staged.extra_columns == ("coupon",)
+    assert staged.cleaned.column("brand").to_pylist() == ["samsung, inc"]
+    rejected = staged.rejected.to_pydict()
+    assert rejected["_line"] == [3, 4, 5]
+    assert rejected["reason"] == [WRONG_FIELD_COUNT, "bad price", WRONG_FIELD_COUNT]
+    assert rejected["_text"] == [SHORT, None, ROW_A]
+    assert rejected["price"] == [None, "x", None]
+    assert staged.rejected.column_names == [*COLUMNS, "_line", "reason", "_text"]
+    # Without malformed lines the rejected rows keep their columns, as before.
+    plain = stage(csv(ROW_A, ROW_B.replace("0.50", "x")), "2019-10-01-00-00-00-a.csv", MINUTE)
+    assert plain.rejected.column_names == [*COLUMNS, "_line", "reason"] and plain.malformed_rows == 0
 
 
 # -------------------------------------------------------------------------------------- validate

@@ -1,7 +1,6 @@
 """The code location loads the way Dagster's tools load it."""
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import dagster as dg
 
 from pipeline.definitions import build_definitions
 from pipeline.settings import Settings
+from pipeline_tests import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_dagster_definitions_validate_passes(tmp_path):
     env = {**os.environ, "PIPELINE_HOME": str(tmp_path), "PIPELINE_PARTITIONS_START": "2019-10-01",
            "PIPELINE_PARTITIONS_END": "2019-10-08", "DAGSTER_HOME": str(tmp_path)}
-    result = subprocess.run([str(Path(sys.executable).with_name("dagster")), "definitions", "validate",
+    result = processes.run([str(Path(sys.executable).with_name("dagster")), "definitions", "validate",
                              "-w", str(ROOT / "workspace.yaml")], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -268,6 +268,8 @@ def test_s3_lake_sensor_and_load(insights, warehouse, s3_lake, s3_endpoint, tmp_
 
     etag = hashlib.md5(s3_lake.read_bytes(key)).hexdigest()  # a single PUT's ETag is its MD5
     assert [(r.partition_key, r.run_key) for r in tick.run_requests] == [("2024-02-01", f"{key}@{etag}")]
+    s3_lake.write_bytes(key, s3_lake.read_bytes(key))  # the same bytes uploaded again: nothing to load
+    assert sensor(dg.build_sensor_context(cursor=tick.cursor, resources={"lake": s3})).run_requests == []
     load_month(insights, {"warehouse": WarehouseResource(url=warehouse.url), "lake": s3}, FEB)
     loaded, rejected = rows(warehouse, "SELECT rows, rejected_rows FROM insights.record_ingestion")[0]
     assert loaded + rejected == 800 and 0 < rejected < 16

@@ -55,6 +55,33 @@ def test_parse_timestamps_accepts_iso_and_space_forms_as_utc():
     assert parsed[4:].isna().all()
 
 
+def test_a_timestamp_without_offset_is_utc_whatever_came_before_it():
+    """Issue 15: pandas read '2024-01-31 23:59:59' after a '-05:00' row as 2024-02-01T04:59:59Z."""
+    parsed = transform.parse_timestamps(pd.Series([
+        "2024-01-31T10:00:00-05:00", "2024-01-31 23:59:59", "2024-02-01T00:30:00+01:00",
+        "2024-02-01T10:00:00", "2024-02-01T10:00:00.5+0530", "2024-02-01", "2024-02-01T08:00:00Z",
+        "2024-02-01 09:15:00", "2024-02-01T09:00:00+01", "not a time",
+    ], dtype=object))
+    assert parsed.tolist()[:-1] == [pd.Timestamp(v, tz="UTC") for v in (
+        "2024-01-31 15:00:00", "2024-01-31 23:59:59", "2024-01-31 23:30:00", "2024-02-01 10:00:00",
+        "2024-02-01 04:30:00.5", "2024-02-01 00:00:00", "2024-02-01 08:00:00", "2024-02-01 09:15:00",
+        "2024-02-01 08:00:00")]
+    assert parsed.isna().tolist()[-1]
+    # If pandas ever finds an offset the pattern missed, the offset-less values are read one by one.
+    mixed = transform._as_utc(pd.Series(["2024-01-31T10:00:00-05:00", "2024-01-31 23:59:59", None]))
+    assert mixed.tolist()[:2] == [pd.Timestamp("2024-01-31 15:00", tz="UTC"), pd.Timestamp("2024-01-31 23:59:59", tz="UTC")]
+    assert mixed.isna().tolist() == [False, False, True]
+
+
+def test_a_month_keeps_its_last_offset_less_second_after_a_row_with_an_offset():
+    dump = ("timestamp,email,country\n2024-01-31T10:00:00-05:00,a@globex.com,FR\n"
+            "2024-01-31 23:59:59,b@globex.com,FR\n").encode()
+    prepared = transform.prepare_events(transform.read_dump(dump, "csv"), 2024, 1)
+    assert prepared.rejected.empty
+    assert prepared.events["timestamp"].tolist() == [
+        pd.Timestamp("2024-01-31 15:00", tz="UTC"), pd.Timestamp("2024-01-31 23:59:59", tz="UTC")]
+
+
 def test_parse_timestamps_keeps_typed_parquet_values():
     naive = pd.Series(pd.to_datetime(["2024-02-03 10:00:00"]))
     aware = naive.dt.tz_localize("Europe/Paris")

@@ -2,6 +2,7 @@
 plus the definitions, the settings and the sample generator they rely on."""
 
 import datetime as dt
+import hashlib
 import json
 import os
 
@@ -84,7 +85,9 @@ def test_sensor_requests_new_and_replaced_dumps_once(defs, lake, lake_resource):
         ("2024-02-01", f"insights/events/2024/02/events.csv@{feb_tag}"),
         ("2024-03-01", f"insights/events/2024/03/events.parquet@{mar_tag}"),
     ]
-    assert json.loads(first.cursor) == {FEB.dump_key("csv"): feb_tag, MAR.dump_key("parquet"): mar_tag}
+    feb_sha, mar_sha = _sha(lake, FEB.dump_key("csv")), _sha(lake, MAR.dump_key("parquet"))
+    assert json.loads(first.cursor) == {FEB.dump_key("csv"): [feb_tag, feb_sha],
+                                        MAR.dump_key("parquet"): [mar_tag, mar_sha]}
 
     again = tick(first.cursor)
     assert again.run_requests == [] and again.cursor == first.cursor
@@ -95,7 +98,39 @@ def test_sensor_requests_new_and_replaced_dumps_once(defs, lake, lake_resource):
     assert new_tag != feb_tag
     assert [(r.partition_key, r.run_key) for r in replaced.run_requests] == [
         ("2024-02-01", f"insights/events/2024/02/events.csv@{new_tag}")]
-    assert json.loads(replaced.cursor) == {FEB.dump_key("csv"): new_tag, MAR.dump_key("parquet"): mar_tag}
+    assert json.loads(replaced.cursor) == {FEB.dump_key("csv"): [new_tag, _sha(lake, FEB.dump_key("csv"))],
+                                           MAR.dump_key("parquet"): [mar_tag, mar_sha]}
+
+
+def _sha(lake, key: str) -> str:
+    return "sha256:" + hashlib.sha256((lake.root / key).read_bytes()).hexdigest()
+
+
+def test_sensor_does_not_load_a_dump_again_when_the_same_bytes_are_uploaded_again(defs, lake, lake_resource):
+    """Issue 15: on a folder lake a re-upload of a byte-identical dump changed its size+mtime
+    fingerprint, so the month was loaded again."""
+    sensor = defs.resolve_sensor_def("insights_dumps")
+    dump = "timestamp,email,country\n2024-02-01 10:00:00,a@globex.com,FR\n"
+    lake.write_text(FEB.dump_key("csv"), dump)
+
+    def tick(cursor):
+        return sensor(dg.build_sensor_context(cursor=cursor, resources={"lake": lake_resource}))
+
+    first = tick(None)
+    assert [r.partition_key for r in first.run_requests] == ["2024-02-01"]
+    before = _etag(lake, FEB.dump_key("csv"))
+    os.utime(lake.root / FEB.dump_key("csv"), ns=(1, 1))  # a later upload: another mtime, same bytes
+    lake.write_text(FEB.dump_key("csv"), dump)
+    assert _etag(lake, FEB.dump_key("csv")) != before
+    same = tick(first.cursor)
+    assert same.run_requests == []
+    # the cursor follows the new listing, so the next tick does not read the file again
+    assert json.loads(same.cursor)[FEB.dump_key("csv")] == [_etag(lake, FEB.dump_key("csv")), _sha(lake, FEB.dump_key("csv"))]
+    lake.write_text(FEB.dump_key("csv"), dump.replace("FR", "DE"))  # other bytes, same size
+    assert [r.partition_key for r in tick(same.cursor).run_requests] == ["2024-02-01"]
+    # A cursor written before fingerprints (key -> ETag) still works: a changed listing loads once.
+    old = json.dumps({FEB.dump_key("csv"): before})
+    assert [r.partition_key for r in tick(old).run_requests] == ["2024-02-01"]
 
 
 def test_all_time_refreshes_when_any_month_changes(defs):

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
 from pipeline.events.dashboard_asset import DASHBOARD_KEY
 from pipeline_tests.events.platform_fixture import sample_files
+from pipeline_tests import processes
 from pipeline_tests.live_dagster import ROOT, live_dagster
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -44,12 +44,12 @@ def browse(url: str, name: str, window: tuple[int, int] = (1600, 1000)) -> str:
     """Load ``url`` in headless Chromium; save its screenshot and DOM as artifacts; return the DOM."""
     ARTIFACTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cf-chromium-") as profile:
-        result = subprocess.run(
+        result = processes.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
              f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}", "--virtual-time-budget=15000",
              f"--screenshot={ARTIFACTS / (name + '.png')}", "--dump-dom", url],
-            capture_output=True, timeout=120, check=False)
+            capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
     dom = result.stdout.decode()
     (ARTIFACTS / f"{name}.html").write_text(dom)
