@@ -6,12 +6,13 @@ dependencies, checks, automation and metadata, and take their resources by injec
 """
 
 import json
+import time
 
 import dagster as dg
 import pandas as pd
 
-from pipeline.events import checks, layout
-from pipeline.events.lanes import HOUSEKEEPING, LANE_TAG, give_way_if_background
+from pipeline.events import checks, keys, layout, schema
+from pipeline.events.lanes import BACKLOG_TAG, HOUSEKEEPING, LANE_TAG, RANGE_START_TAG, give_way_if_background
 from pipeline.events.keys import GROUP, OWNERS
 from pipeline.events.archive import archive_block
 from pipeline.events.claim import LISTED_TAG, ClaimReport, claim_hour
@@ -39,6 +40,88 @@ def partition_hours(context: dg.AssetExecutionContext) -> list[pd.Timestamp]:
 
 def _table_metadata(names: list[str]) -> dict:
     return {"tables": dg.MetadataValue.md("\n".join(f"- `{n}`" for n in names))}
+
+
+PICK_UP_SECONDS = 300.0  # how long a live run keeps taking its hour's newly landed files
+
+
+def picks_up(context: dg.AssetExecutionContext) -> bool:
+    """Live runs of one hour pick up the files landed while they worked (see ``pick_up_landed``)."""
+    return context.run.tags.get(BACKLOG_TAG) == "false" and RANGE_START_TAG not in context.run.tags
+
+
+class ListingTag:
+    """The run's ``clickflow/listed`` tag: when its claim of each hour began listing landing/."""
+
+    def __init__(self, context: dg.AssetExecutionContext):
+        self.context = context
+        self.listed = json.loads(context.instance.get_run_by_id(context.run.run_id).tags.get(LISTED_TAG, "{}"))
+
+    def record(self, hour: pd.Timestamp, at: float) -> None:
+        self.listed[layout.partition_key(hour)] = at
+        self.context.instance.add_run_tags(self.context.run.run_id, {LISTED_TAG: json.dumps(self.listed)})
+
+    def recorder(self, hour: pd.Timestamp):
+        return lambda at: self.record(hour, at)
+
+
+def log_claim(context: dg.AssetExecutionContext, total: ClaimReport) -> None:
+    for name, reason in total.quarantined.items():
+        context.log.warning(f"quarantined {name}: {reason}")
+    if total.rejected_rows:
+        context.log.warning(f"{total.rejected_rows} row(s) rejected and kept in quarantine/")
+    for name, columns in total.extra_columns.items():
+        context.log.warning(f"{name} has extra column(s) {columns}: accepted; not in the tables, kept in "
+                            "raw/ and the archive")
+
+
+def claim_metadata(total: ClaimReport) -> dict:
+    return {
+        "dagster/row_count": total.rows,
+        "files_claimed": len(total.claimed),
+        "duplicate_files": len(total.duplicates),
+        "quarantined_files": len(total.quarantined),
+        "rejected_rows": total.rejected_rows,
+        "wrong_field_count_rows": total.malformed_rows,
+        "files_with_extra_columns": len(total.extra_columns),
+        "extra_columns": dg.MetadataValue.json(total.extra_columns),
+        "bytes": total.bytes,
+        "quarantine_reasons": dg.MetadataValue.json(total.quarantined),
+    }
+
+
+def t1_metadata(reports: list) -> dict:
+    minutes = [m for r in reports for m in r.minutes]
+    return {
+        "dagster/row_count": sum(r.t1_rows for r in reports),
+        "minutes_recomputed": len(minutes),
+        "files_read": sum(r.files for r in reports),
+        "recomputed": dg.MetadataValue.json(minutes[:120]),
+        "minutes_beyond_t2_window": sum(len(r.skipped_beyond_t2) for r in reports),
+    }
+
+
+def _parses(name: str) -> bool:
+    """A landed name the claim can take (others are the landing sensor's to quarantine)."""
+    try:
+        schema.parse_file_name(name)
+    except schema.BadFileName:
+        return False
+    return True
+
+
+def _log_results(context: dg.AssetExecutionContext, asset: dg.AssetKey, partition: str, metadata: dict,
+                 results: list[dg.AssetCheckResult]) -> None:
+    """A materialization of ``asset`` made inside another asset's step, with its checks; a failed
+    blocking check stops the run, as it stops the step that owns it."""
+    context.log_event(dg.AssetMaterialization(asset_key=asset, partition=partition, metadata=metadata))
+    for result in results:
+        context.log_event(dg.AssetCheckEvaluation(
+            asset_key=asset, check_name=result.check_name, passed=result.passed, metadata=result.metadata,
+            severity=result.severity, description=result.description))
+    failed = [r.check_name for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
+    if failed:
+        raise dg.Failure(f"blocking check(s) {failed} of {asset.to_user_string()} {partition} failed")
 
 
 def build_event_assets(settings: Settings) -> list:
@@ -69,36 +152,14 @@ def build_event_assets(settings: Settings) -> list:
         give_way_if_background(context.run)
         store, db = lake.get(), warehouse.get()
         total = ClaimReport()
-        listed: dict[str, float] = {}
-
-        def tag_listed(hour: pd.Timestamp):  # tells the landing sensor which files this run takes
-            def record(at: float) -> None:
-                listed[layout.partition_key(hour)] = at
-                context.instance.add_run_tags(context.run.run_id, {LISTED_TAG: json.dumps(listed)})
-            return record
-
+        # A run that picks up later files (see pick_up_landed) says when it listed last, at its end.
+        tag = None if picks_up(context) else ListingTag(context)
         for hour in partition_hours(context):
             with db.advisory_lock(layout.hour_lock_name(hour)):
-                total.merge(claim_hour(store, hour, settings.landing_page_size, on_listed=tag_listed(hour)))
-        for name, reason in total.quarantined.items():
-            context.log.warning(f"quarantined {name}: {reason}")
-        if total.rejected_rows:
-            context.log.warning(f"{total.rejected_rows} row(s) rejected and kept in quarantine/")
-        for name, columns in total.extra_columns.items():
-            context.log.warning(f"{name} has extra column(s) {columns}: accepted; not in the tables, kept in "
-                                "raw/ and the archive")
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": total.rows,
-            "files_claimed": len(total.claimed),
-            "duplicate_files": len(total.duplicates),
-            "quarantined_files": len(total.quarantined),
-            "rejected_rows": total.rejected_rows,
-            "wrong_field_count_rows": total.malformed_rows,
-            "files_with_extra_columns": len(total.extra_columns),
-            "extra_columns": dg.MetadataValue.json(total.extra_columns),
-            "bytes": total.bytes,
-            "quarantine_reasons": dg.MetadataValue.json(total.quarantined),
-        }, check_results=checks.raw_checks(total.extra_columns))
+                total.merge(claim_hour(store, hour, settings.landing_page_size,
+                                       on_listed=tag.recorder(hour) if tag else None))
+        log_claim(context, total)
+        return dg.MaterializeResult(metadata=claim_metadata(total), check_results=checks.raw_checks(total.extra_columns))
 
     @dg.asset(
         partitions_def=hourly,
@@ -121,21 +182,10 @@ def build_event_assets(settings: Settings) -> list:
         db.ensure(all_tables(settings.events, settings.dimensions))
         reports = [recompute_minutes(store, db, settings, chunk, engine)
                    for chunk in hour_chunks(partition_hours(context), engine)]
-        minutes = [m for r in reports for m in r.minutes]
         beyond = [m for r in reports for m in r.skipped_beyond_t2]
         if beyond:
             context.log.warning(f"{len(beyond)} minute(s) older than the t2 window were archived only: {beyond[:5]}")
-        results = checks.t1_checks(db, settings, reports)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": sum(r.t1_rows for r in reports),
-                "minutes_recomputed": len(minutes),
-                "files_read": sum(r.files for r in reports),
-                "recomputed": dg.MetadataValue.json(minutes[:120]),
-                "minutes_beyond_t2_window": len(beyond),
-            },
-            check_results=results,
-        )
+        return dg.MaterializeResult(metadata=t1_metadata(reports), check_results=checks.t1_checks(db, settings, reports))
 
     @dg.asset(
         partitions_def=hourly,
@@ -156,15 +206,53 @@ def build_event_assets(settings: Settings) -> list:
         hours = partition_hours(context)
         rows = sum(rebuild_hours(store, db, settings, chunk, engine)
                    for chunk in hour_chunks(hours, engine))
+        rounds = 0
+        if picks_up(context):
+            rounds, picked_rows = pick_up_landed(context, store, db, engine, hours[0])
+            rows = picked_rows if rounds else rows
         results = checks.t2_checks(store, db, settings, hours)
         if all(r.passed for r in results):
             for hour in hours:  # raw -> t1 -> t2 complete: the hour is no longer pending
                 with db.advisory_lock(layout.hour_lock_name(hour)):
                     clear_pending_if_current(store, db, settings, hour)
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": rows, "hours": len(hours)},
+            metadata={"dagster/row_count": rows, "hours": len(hours), "rounds_picked_up": rounds},
             check_results=results,
         )
+
+    def pick_up_landed(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine,
+                       hour: pd.Timestamp) -> tuple[int, int]:
+        """Before a live run ends, it claims what landed for its hour while it worked, recomputes t1
+        and t2, and looks again, until a look finds nothing (or ``PICK_UP_SECONDS`` are spent):
+        the next minutes need no run of their own, nor its process start. Each round is recorded
+        as a materialization of raw_files and t1_minute with their checks. At the end the run tags
+        when it last listed the hour: what landed after that is left to one follow-up run.
+        Returns the rounds and the t2 rows of the last one."""
+        tag, key = ListingTag(context), layout.partition_key(hour)
+        deadline, rounds, rows, claimed_from = time.monotonic() + PICK_UP_SECONDS, 0, 0, None
+        while True:
+            looked = time.time()
+            waiting = any(_parses(o.name) for o in store.list(layout.landing_prefix(hour)))
+            if not waiting:
+                tag.record(hour, looked)  # every file landed before this look is claimed
+                return rounds, rows
+            if time.monotonic() > deadline:
+                if claimed_from is not None:
+                    tag.record(hour, claimed_from)  # the files waiting now are left to a follow-up
+                return rounds, rows
+
+            def began(at: float) -> None:
+                nonlocal claimed_from
+                claimed_from = at
+
+            with db.advisory_lock(layout.hour_lock_name(hour)):
+                claim = claim_hour(store, hour, settings.landing_page_size, on_listed=began)
+            log_claim(context, claim)
+            _log_results(context, keys.RAW_FILES, key, claim_metadata(claim), checks.raw_checks(claim.extra_columns))
+            report = recompute_minutes(store, db, settings, [hour], engine)
+            _log_results(context, keys.T1_MINUTE, key, t1_metadata([report]), checks.t1_checks(db, settings, [report]))
+            rows = rebuild_hours(store, db, settings, [hour], engine)
+            rounds += 1
 
     @dg.asset(
         deps=[t1_minute],

@@ -110,7 +110,7 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000,
     """
     report = ClaimReport()
     manifest = Manifest.load(lake, hour)
-    prefix = "landing/" + hour.strftime("%Y-%m-%d-%H-")
+    prefix = layout.landing_prefix(hour)
     listing_began = time.time()
 
     # Adopt files a killed run moved to raw/ without recording them (move happens before save).

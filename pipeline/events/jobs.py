@@ -6,7 +6,7 @@ import dagster as dg
 
 from pipeline.events import keys
 from pipeline.events.assets import PRIORITY_ARCHIVE, PRIORITY_RETENTION
-from pipeline.events.lanes import BACKLOG_TAG, HOUSEKEEPING, LANE_TAG
+from pipeline.events.lanes import BACKLOG_TAG, HOUSEKEEPING, LANE_TAG, RANGE_END_TAG, RANGE_START_TAG
 from pipeline.settings import Settings
 
 INGEST_JOB = "events_ingest"
@@ -15,8 +15,6 @@ REFRESH_JOB = "events_refresh"
 DASHBOARD_JOB = "events_dashboard"
 RETENTION_JOB = "events_retention"
 HOUR_TAG = "clickflow/hour"  # one run per value at a time (dagster.yaml tag concurrency limit)
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def build_jobs(settings: Settings) -> list[dg.UnresolvedAssetJobDefinition]:

@@ -1,4 +1,4 @@
-"""Live minutes first on the CPU too.
+"""The lanes of runs (live, backlog, housekeeping), their tags, and live minutes first on the CPU.
 
 Dagster's run priority (``dagster/priority``) orders the run queue; once runs execute side by
 side on a few cores, the operating system shares the CPU among them equally. So runs of the
@@ -14,6 +14,8 @@ from collections.abc import Mapping
 
 BACKLOG_TAG = "backlog"  # "true" on runs of late files
 LANE_TAG = "clickflow/lane"
+RANGE_START_TAG = "dagster/asset_partition_range_start"  # a run over several partitions (single run backfill)
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 HOUSEKEEPING = "housekeeping"  # archives and retention: one at a time (dagster.yaml)
 BACKGROUND_NICE = 10
 

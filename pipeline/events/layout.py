@@ -46,6 +46,11 @@ def block_hours(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
     return list(pd.date_range(start, end, freq="h", inclusive="left"))
 
 
+def landing_prefix(hour: pd.Timestamp) -> str:
+    """Where an hour's files land: names start with their minute."""
+    return "landing/" + pd.Timestamp(hour).tz_convert("UTC").strftime("%Y-%m-%d-%H-")
+
+
 def raw_key(hour: pd.Timestamp, name: str) -> str:
     return f"raw/{slug(hour)}/{name}"
 

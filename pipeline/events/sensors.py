@@ -76,7 +76,7 @@ def live_start(newest: pd.Timestamp | None) -> str:
     Names start with their minute, so every file of that hour and later sorts at or after it, and
     every file of an earlier hour (backlog by definition) before it.
     """
-    return "" if newest is None else "landing/" + newest.floor("h").strftime("%Y-%m-%d-%H-")
+    return "" if newest is None else layout.landing_prefix(newest.floor("h"))
 
 
 def _page(lake: Lake, start_after: str, end_before: str | None, size: int) -> tuple[list[LakeObject], str]:

@@ -18,6 +18,7 @@ import pytest
 
 from pipeline.batch import execute_request
 from pipeline.events.jobs import INGEST_JOB
+from pipeline.events import assets
 from pipeline.events.claim import LISTED_TAG
 from pipeline.events.sensors import PENDING_GRACE, Claimer, claimers, file_set_key
 from pipeline.resources.lake import LakeObject, LocalLake
@@ -436,22 +437,15 @@ def test_a_restarted_listing_requests_no_second_run_for_requested_backlog(build)
     assert tick(platform, cursor)[0] == []  # started after every backlog file landed
 
 
-def test_a_file_landing_while_its_hours_run_works_is_claimed_by_exactly_one_follow_up(
-        tmp_path, pg_url, monkeypatch):
-    """The race of a live hour: a file lands after the run of its hour listed landing/. The run does
-    not take it; while it works, every tick asks for the same one follow-up; after it, that run
-    takes the file and nothing is left. The tables equal the oracle over every file."""
-    platform = make_platform(tmp_path, pg_url, monkeypatch)
-    first = sample_files("2019-10-01 00:00", 2, events_per_minute=40)
-    landed_late = sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1)
-    land(platform, first)
-    (request,), _ = tick(platform)
+def _run_while_a_file_lands(platform: Platform, request: dg.RunRequest, late, monkeypatch) -> list:
+    """Runs ``request`` for real; as its claim moves its first file (landing/ is listed by then),
+    ``late`` lands and the landing sensor ticks twice. Returns those ticks' requests."""
     during_run: list[list[dg.RunRequest]] = []
     real = LocalLake.move
 
     def a_file_lands_as_the_claim_moves(self, src, dst):
-        if not during_run:  # the claim of hour 00 listed landing/ and moves its first file
-            land(platform, landed_late)
+        if not during_run:
+            land(platform, late)
             during_run.append(tick(platform)[0])
             during_run.append(tick(platform)[0])
         real(self, src, dst)
@@ -459,10 +453,52 @@ def test_a_file_landing_while_its_hours_run_works_is_claimed_by_exactly_one_foll
     monkeypatch.setattr(LocalLake, "move", a_file_lands_as_the_claim_moves)
     run_all(platform, [request])
     monkeypatch.setattr(LocalLake, "move", real)
+    return during_run
+
+
+def test_a_live_run_picks_up_a_file_landed_while_it_worked_before_it_ends(tmp_path, pg_url, monkeypatch):
+    """The race of a live hour: a file lands after the run of its hour listed landing/. No tick asks
+    for another run while the run works; the run takes the file in a round of its own before it
+    ends (raw_files and t1_minute materialized again, with their checks), nothing is left, and
+    the tables equal the oracle over every file."""
+    platform = make_platform(tmp_path, pg_url, monkeypatch)
+    first = sample_files("2019-10-01 00:00", 2, events_per_minute=40)
+    landed_late = sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1)
+    land(platform, first)
+    (request,), _ = tick(platform)
+
+    assert _run_while_a_file_lands(platform, request, landed_late, monkeypatch) == [[], []]
+
+    assert list(platform.lake.list("landing/")) == []
+    assert tick(platform)[0] == []
+    (run,) = platform.instance.get_runs()
+    raw = [e.asset_materialization for e in platform.instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+        for e in [e.event_log_entry] if e.asset_materialization.asset_key == dg.AssetKey(["events", "raw_files"])]
+    assert [m.metadata["files_claimed"].value for m in raw] == [4, 1]
+    t2 = platform.instance.get_latest_materialization_event(dg.AssetKey(["events", "t2_hour"]))
+    assert t2.asset_materialization.metadata["rounds_picked_up"].value == 1
+    listed_at = json.loads(platform.instance.get_run_by_id(run.run_id).tags[LISTED_TAG])[H00]
+    assert listed_at > max(o.modified for o in platform.lake.list("raw/"))  # its last look found nothing
+    assert_matches_oracle(platform, tmp_path, first + landed_late)
+
+
+def test_a_file_a_run_does_not_pick_up_is_claimed_by_exactly_one_follow_up(tmp_path, pg_url, monkeypatch):
+    """With no time left to pick up (PICK_UP_SECONDS = 0), the run leaves the file: every tick asks
+    for the same one follow-up, which takes it; nothing is left and the tables equal the oracle."""
+    monkeypatch.setattr(assets, "PICK_UP_SECONDS", 0.0)
+    platform = make_platform(tmp_path, pg_url, monkeypatch)
+    first = sample_files("2019-10-01 00:00", 2, events_per_minute=40)
+    landed_late = sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1)
+    land(platform, first)
+    (request,), _ = tick(platform)
+
+    # while it works, the run may still take the file: nothing is asked yet
+    assert _run_while_a_file_lands(platform, request, landed_late, monkeypatch) == [[], []]
 
     follow_up = live(H00, listed(platform, "landing/", *names(landed_late)))
-    assert during_run == [[follow_up], [follow_up]]
     assert tick(platform)[0] == [follow_up]
+    assert tick(platform)[0] == [follow_up]  # the same run key: one run, however often it ticks
     run_all(platform, [follow_up])
     assert list(platform.lake.list("landing/")) == []
     assert tick(platform)[0] == []
