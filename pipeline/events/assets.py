@@ -12,7 +12,8 @@ import dagster as dg
 import pandas as pd
 
 from pipeline.events import checks, keys, layout, schema
-from pipeline.events.lanes import BACKLOG_TAG, HOUSEKEEPING, LANE_TAG, RANGE_START_TAG, give_way_if_background
+from pipeline.events.lanes import (BACKLOG_TAG, HOUSEKEEPING, LANE_TAG, RANGE_START_TAG, give_way_if_background,
+                                   in_own_process)
 from pipeline.events.keys import GROUP, OWNERS
 from pipeline.events.archive import archive_block
 from pipeline.events.claim import LISTED_TAG, ClaimReport, claim_hour
@@ -43,6 +44,17 @@ def _table_metadata(names: list[str]) -> dict:
 
 
 PICK_UP_SECONDS = 300.0  # how long a live run keeps taking its hour's newly landed files
+LOOK_EVERY_SECONDS = 1.0  # how often a lingering run looks at landing/ for its hour
+
+
+def linger_seconds(run, settings: Settings) -> float:
+    """How long a launched live run waits for its hour's next file once it has taken everything.
+
+    Two sensor intervals: a file landing just after the run ended would wait for a tick and then
+    for a new run's process start, each about that long. Runs executed in process (batch mode,
+    tests) do not wait: nothing lands while a batch runs.
+    """
+    return 2.0 * settings.sensor_interval_seconds if in_own_process(run) else 0.0
 
 
 def picks_up(context: dg.AssetExecutionContext) -> bool:
@@ -99,6 +111,11 @@ def t1_metadata(reports: list) -> dict:
         "recomputed": dg.MetadataValue.json(minutes[:120]),
         "minutes_beyond_t2_window": sum(len(r.skipped_beyond_t2) for r in reports),
     }
+
+
+def _pause() -> None:
+    """A lingering run's wait between two looks at landing/."""
+    time.sleep(LOOK_EVERY_SECONDS)
 
 
 def _parses(name: str) -> bool:
@@ -223,23 +240,28 @@ def build_event_assets(settings: Settings) -> list:
     def pick_up_landed(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine,
                        hour: pd.Timestamp) -> tuple[int, int]:
         """Before a live run ends, it claims what landed for its hour while it worked, recomputes t1
-        and t2, and looks again, until a look finds nothing (or ``PICK_UP_SECONDS`` are spent):
-        the next minutes need no run of their own, nor its process start. Each round is recorded
-        as a materialization of raw_files and t1_minute with their checks. At the end the run tags
-        when it last listed the hour: what landed after that is left to one follow-up run.
-        Returns the rounds and the t2 rows of the last one."""
+        and t2, and looks again, until ``linger_seconds`` pass without a new file (or
+        ``PICK_UP_SECONDS`` are spent): the next files need no run of their own, nor its process
+        start. Each round is recorded as a materialization of raw_files and t1_minute with their
+        checks. At the end the run tags when it last listed the hour: what landed after that is
+        left to one follow-up run. Returns the rounds and the t2 rows of the last one."""
         tag, key = ListingTag(context), layout.partition_key(hour)
+        linger = linger_seconds(context.run, settings)
         deadline, rounds, rows, claimed_from = time.monotonic() + PICK_UP_SECONDS, 0, 0, None
+        quiet_until = time.monotonic() + linger
         while True:
             looked = time.time()
             waiting = any(_parses(o.name) for o in store.list(layout.landing_prefix(hour)))
-            if not waiting:
-                tag.record(hour, looked)  # every file landed before this look is claimed
-                return rounds, rows
-            if time.monotonic() > deadline:
+            if waiting and time.monotonic() > deadline:
                 if claimed_from is not None:
                     tag.record(hour, claimed_from)  # the files waiting now are left to a follow-up
                 return rounds, rows
+            if not waiting:
+                if time.monotonic() >= quiet_until:
+                    tag.record(hour, looked)  # every file landed before this look is claimed
+                    return rounds, rows
+                _pause()
+                continue
 
             def began(at: float) -> None:
                 nonlocal claimed_from
@@ -253,6 +275,7 @@ def build_event_assets(settings: Settings) -> list:
             _log_results(context, keys.T1_MINUTE, key, t1_metadata([report]), checks.t1_checks(db, settings, [report]))
             rows = rebuild_hours(store, db, settings, [hour], engine)
             rounds += 1
+            quiet_until = time.monotonic() + linger
 
     @dg.asset(
         deps=[t1_minute],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from types import SimpleNamespace
 
 import dagster as dg
 import pandas as pd
@@ -513,3 +514,32 @@ def test_a_run_created_but_never_submitted_stops_covering_its_hour_after_the_gra
     now = pd.Timestamp.now(tz="UTC")
     assert claimers(platform.instance, now) == [Claimer(frozenset({H00}), live=True, started=False)]
     assert claimers(platform.instance, now + PENDING_GRACE + pd.Timedelta(seconds=1)) == []
+
+
+def test_a_launched_live_run_lingers_two_sensor_intervals_for_its_hours_next_files(tmp_path, pg_url, monkeypatch):
+    """A file landing while the run waits after its last round is taken by the same run."""
+    platform = make_platform(tmp_path, pg_url, monkeypatch)
+    launched, in_process = SimpleNamespace(remote_job_origin=object()), SimpleNamespace(remote_job_origin=None)
+    assert assets.linger_seconds(launched, platform.settings) == 2 * platform.settings.sensor_interval_seconds
+    assert assets.linger_seconds(in_process, platform.settings) == 0.0  # batch mode and tests do not wait
+
+    first = sample_files("2019-10-01 00:00", 1, events_per_minute=40)
+    next_minute = sample_files("2019-10-01 00:01", 1, events_per_minute=40)
+    land(platform, first)
+    (request,), _ = tick(platform)
+    pauses = []
+
+    def the_next_minute_lands_while_it_waits():
+        if not pauses:
+            land(platform, next_minute)
+        pauses.append(True)
+
+    monkeypatch.setattr(assets, "linger_seconds", lambda run, settings: 3.0)
+    monkeypatch.setattr(assets, "_pause", the_next_minute_lands_while_it_waits)
+    run_all(platform, [request])
+
+    assert pauses and list(platform.lake.list("landing/")) == []
+    t2 = platform.instance.get_latest_materialization_event(dg.AssetKey(["events", "t2_hour"]))
+    assert t2.asset_materialization.metadata["rounds_picked_up"].value == 1
+    assert tick(platform)[0] == []
+    assert_matches_oracle(platform, tmp_path, first + next_minute)
