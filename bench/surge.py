@@ -50,7 +50,7 @@ class SurgeResult:
     ticks: int = 0  # landing-sensor ticks from the backlog landing on
     failed_ticks: int = 0
     tick_errors: list[str] = field(default_factory=list)  # distinct first lines
-    live_runs: int = 0  # ingest runs tagged backlog=false created from the backlog landing on
+    live_runs: int = 0  # ingest runs tagged backlog=false at work from the backlog landing on
     backlog_runs: int = 0
     other_runs: int = 0  # rankings, dashboard, archives, retention
     empty_runs: list[str] = field(default_factory=list)  # ingest runs that claimed nothing: "run_id partition"
@@ -102,7 +102,9 @@ def _tick_stats(instance, since: float, result: SurgeResult) -> None:
 def _run_stats(instance, since: float, result: SurgeResult) -> None:
     import dagster as dg
 
-    records = [r for r in instance.get_run_records() if r.create_timestamp.timestamp() >= since]
+    # Every run that worked after the backlog landed, also one started before it (a live run takes
+    # the files of its hour landed while it works, so one run may serve many live minutes).
+    records = [r for r in instance.get_run_records() if (r.end_time or time.time()) >= since]
     ingest = [r for r in records if r.dagster_run.job_name == INGEST_JOB]
     live = [r for r in ingest if r.dagster_run.tags.get(BACKLOG_TAG) == "false"]
     result.live_runs, result.backlog_runs = len(live), len(ingest) - len(live)
