@@ -131,10 +131,12 @@ def newest_landed_minute(lake: Lake, since: pd.Timestamp | None, now: pd.Timesta
 def newest_ranked_minute(warehouse: Warehouse, settings: Settings) -> pd.Timestamp | None:
     """The newest minute the rankings cover (their window ends a minute after it), None before
     the first ranking."""
-    event, dimension = pairs(settings.events, settings.dimensions)[0]
-    spec = rank_table(event, dimension)
+    # Every table: one can be empty (no purchase in the window) while the others are ranked.
+    query = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT max(window_end) FROM {}").format(rank_table(e, d).table)
+        for e, d in pairs(settings.events, settings.dimensions))
     try:
-        frame = warehouse.read_frame(sql.SQL("SELECT max(window_end) FROM {}").format(spec.table))
+        frame = warehouse.read_frame(sql.SQL("SELECT max(m) FROM ({}) AS q(m)").format(query))
     except psycopg.errors.UndefinedTable:
         return None
     value = frame.iloc[0, 0] if len(frame) else None

@@ -18,12 +18,6 @@ query Runs($tags: [ExecutionTag!]) {
     ... on Runs { results { runId status jobName tags { key value } } }
   }
 }"""
-FRESHNESS = """
-query Checks($path: [String!]!, $name: String!) {
-  assetCheckExecutions(assetKey: {path: $path}, checkName: $name, limit: 1) {
-    status evaluation { success severity description metadataEntries { label ... on TextMetadataEntry { text } } }
-  }
-}"""
 MATERIALIZED = """
 query Asset($path: [String!]!) {
   assetOrError(assetKey: {path: $path}) { ... on Asset { assetMaterializations(limit: 1) { runId } } }
@@ -60,10 +54,9 @@ def test_daemon_and_webserver_process_landed_files(tmp_path):
 
         # The daemon's freshness sensor records the checks on t1 and the rankings, shown in the UI.
         def fresh(path: list[str], name: str):
-            (execution,) = live.graphql(FRESHNESS, {"path": path, "name": name})["assetCheckExecutions"] or [None]
-            evaluation = (execution or {}).get("evaluation") or {}
-            meta = {m["label"]: m.get("text") for m in evaluation.get("metadataEntries", [])}
-            return evaluation if meta.get("newest_minute") == "2019-10-01 00:02:00+00:00" else None
+            evaluation = live.latest_check(path, name)
+            return evaluation if evaluation and evaluation["metadata"].get("newest_minute") == \
+                "2019-10-01 00:02:00+00:00" else None
 
         for path, name, what in ((["events", "t1_minute"], "t1_freshness", "t1"),
                                  (["events", "rankings"], "rankings_freshness", "the rankings")):

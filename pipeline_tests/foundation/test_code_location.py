@@ -55,7 +55,7 @@ def test_loading_the_code_location_imports_no_library_only_one_group_uses():
             f"print([m for m in {heavy!r} if m in sys.modules])")
     env = {**os.environ, "PIPELINE_PARTITIONS_START": "2019-10-01", "PIPELINE_PARTITIONS_END": "2019-10-08",
            "PIPELINE_ENGINE": "pandas"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+    result = processes.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
