@@ -360,6 +360,8 @@ def build_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             context.log.error(f"cannot read landed object {key!r} ({reason}); rename or remove it")
         if plan.waiting:
             context.log.info(f"{len(plan.waiting)} file(s) wait for their hour to become a partition")
+        if plan.covered:
+            context.log.info(f"{plan.covered} file(s) left to the queued or running run of their hour")
         requests = [r.with_replaced_attrs(run_key=unused_run_key(context.instance, r.run_key))
                     for r in ingest_requests(plan)]
         return dg.SensorResult(run_requests=requests, cursor=plan.cursor.dump())

@@ -457,16 +457,21 @@ def _run_while_a_file_lands(platform: Platform, request: dg.RunRequest, late, mo
     return during_run
 
 
+def _two_minutes_requested_and_a_third(tmp_path, pg_url, monkeypatch):
+    """Minutes 00:00-00:01 (two servers) landed and requested; 00:02 (one server) to land later."""
+    platform = make_platform(tmp_path, pg_url, monkeypatch)
+    first = sample_files("2019-10-01 00:00", 2, events_per_minute=40)
+    land(platform, first)
+    (request,), _ = tick(platform)
+    return platform, first, sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1), request
+
+
 def test_a_live_run_picks_up_a_file_landed_while_it_worked_before_it_ends(tmp_path, pg_url, monkeypatch):
     """The race of a live hour: a file lands after the run of its hour listed landing/. No tick asks
     for another run while the run works; the run takes the file in a round of its own before it
     ends (raw_files and t1_minute materialized again, with their checks), nothing is left, and
     the tables equal the oracle over every file."""
-    platform = make_platform(tmp_path, pg_url, monkeypatch)
-    first = sample_files("2019-10-01 00:00", 2, events_per_minute=40)
-    landed_late = sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1)
-    land(platform, first)
-    (request,), _ = tick(platform)
+    platform, first, landed_late, request = _two_minutes_requested_and_a_third(tmp_path, pg_url, monkeypatch)
 
     assert _run_while_a_file_lands(platform, request, landed_late, monkeypatch) == [[], []]
 
@@ -488,11 +493,7 @@ def test_a_file_a_run_does_not_pick_up_is_claimed_by_exactly_one_follow_up(tmp_p
     """With no time left to pick up (PICK_UP_SECONDS = 0), the run leaves the file: every tick asks
     for the same one follow-up, which takes it; nothing is left and the tables equal the oracle."""
     monkeypatch.setattr(assets, "PICK_UP_SECONDS", 0.0)
-    platform = make_platform(tmp_path, pg_url, monkeypatch)
-    first = sample_files("2019-10-01 00:00", 2, events_per_minute=40)
-    landed_late = sample_files("2019-10-01 00:02", 1, events_per_minute=40, servers=1)
-    land(platform, first)
-    (request,), _ = tick(platform)
+    platform, first, landed_late, request = _two_minutes_requested_and_a_third(tmp_path, pg_url, monkeypatch)
 
     # while it works, the run may still take the file: nothing is asked yet
     assert _run_while_a_file_lands(platform, request, landed_late, monkeypatch) == [[], []]
