@@ -1,8 +1,9 @@
 """One measurement in a fresh process, so that its peak memory (JVM included) is its own.
 
-``python -m bench.child SPEC.json RESULT.json``: the spec names the kind (``floor``, ``batch``,
-``seed``) and its inputs; the result is the runner's timings as JSON. With ``profile`` set in the
-spec, the run is made under cProfile and the statistics are written to that path.
+``python -m bench.child SPEC.json RESULT.json``: the spec names the kind (``floor``, ``command``:
+``clickflow process`` as a command, ``batch``: the same in this process, ``seed``) and its inputs;
+the result is the runner's timings as JSON. With ``profile`` set in the spec, the run is made under
+cProfile and the statistics are written to that path.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ def _run(spec: dict) -> dict:
         from bench.duckdb_floor import run_floor
 
         return run_floor(files, spec["pg_url"])
+    if spec["kind"] == "command":
+        from bench.platform_batch import run_command
+
+        return run_command(
+            files, Path(spec["work"]), spec["pg_url"], spec["dagster_pg_url"], engine=spec["engine"]
+        )
     if spec["kind"] == "batch":
         from bench.platform_batch import run_batch
 

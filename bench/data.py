@@ -34,14 +34,25 @@ class Dataset:
         return [self.folder / self.config.file_name(minute, s) for s in range(self.config.servers)]
 
 
-def dataset(root: Path, events: int, minutes: int, seed: int = 0) -> Dataset:
-    """``events`` events (rounded down to a whole number per minute) over ``minutes`` minutes."""
+BYTES_PER_EVENT = 140  # a CSV line of the realistic shape is ~135 bytes
+
+
+def dataset(root: Path, events: int, minutes: int, seed: int = 0, shape: str = "realistic") -> Dataset:
+    """``events`` events (rounded down to a whole number per minute) over ``minutes`` minutes,
+    generated once per configuration and kept under ``root``."""
     config = GeneratorConfig(
-        start=START, minutes=minutes, events_per_minute=max(events // minutes, 4), seed=seed
+        start=START, minutes=minutes, events_per_minute=max(events // minutes, 4), seed=seed, shape=shape
     )
-    folder = Path(root) / f"events-{config.total_events}-{minutes}m-seed{seed}"
+    folder = Path(root) / f"events-{shape}-{config.total_events}-{minutes}m-seed{seed}"
     if not (folder / _DONE).exists():
         shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        need, free = config.total_events * BYTES_PER_EVENT, shutil.disk_usage(folder.parent).free
+        if need > free * 0.9:
+            raise OSError(
+                f"{config.total_events:,} events need about {need / 2**30:.1f} GiB under {folder.parent}, "
+                f"which has {free / 2**30:.1f} GiB free: free space or pass another --workdir"
+            )
         write_files(config, folder)
         (folder / _DONE).touch()
     return Dataset(folder, config)

@@ -1,5 +1,7 @@
-"""The product itself: ``clickflow process`` (landing sensor + every run it requests, in process)
-over a lake whose ``landing/`` holds every file of the data set."""
+"""The product itself over a lake whose ``landing/`` holds every file of the data set:
+``clickflow process`` as a user runs it (a command, start-up included: the headline figure), with
+its steps' durations read back from the Dagster instance's event log, and the same work in process
+(``run_batch``, for the profile and the tests)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,23 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
+from bench.memory import PeakMemory
+from pipeline.events.jobs import RANGE_START_TAG
 from pipeline.events.schema import parse_file_name
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the report calls each step: the part of the asset key after the group.
+STEP_NAMES = {
+    "raw_files": "claim", "t1_minute": "t1", "t2_hour": "t2", "rankings": "rankings",
+    "dashboard": "dashboard",
+    "t1_retention": "retention", "t2_retention": "retention",
+}
 
 
 @contextlib.contextmanager
@@ -102,3 +116,84 @@ def run_batch(
         wall = time.perf_counter() - started
         instance.dispose()
     return {"wall_s": wall, "runs": runs, "failed_runs": [list(r) for r in summary.failed]}
+
+
+def clickflow() -> list[str]:
+    """``clickflow process`` of the environment running the benchmark (``.venv/bin/clickflow``)."""
+    return [str(Path(sys.executable).with_name("clickflow")), "process"]
+
+
+def run_command(
+    files: list[Path], work: Path, pg_url: str, dagster_pg_url: str, *, engine: str = "pandas"
+) -> dict:
+    """Land ``files`` and run ``clickflow process`` as a separate command with the platform's
+    settings (Dagster instance on ``dagster_pg_url``, as ``clickflow`` prepares it): its wall time
+    from start to exit, the peak memory of its process tree, and its runs and steps as the
+    instance recorded them."""
+    land(files, work / "lake")
+    settings = platform_env(work, pg_url, files, engine, dagster_pg_url)
+    env = {key: value for key, value in os.environ.items() if key != "DAGSTER_HOME"} | settings
+    sys.stdout.flush()
+    started_at, started = time.time(), time.perf_counter()
+    command = subprocess.Popen(clickflow(), cwd=ROOT, env=env)  # its output goes to this child's log
+    with PeakMemory(command.pid) as peak:
+        code = command.wait()
+    wall = time.perf_counter() - started
+    with environ(settings):
+        recorded = recorded_runs(started_at)
+    return {"wall_s": wall, "exit_code": code, "peak_bytes": peak.bytes, **recorded}
+
+
+def recorded_runs(started_at: float) -> dict:
+    """Runs and step durations of the instance that ``PIPELINE_*`` name, relative to
+    ``started_at`` (a ``time.time()``): where the command's wall time went."""
+    import dagster as dg
+
+    from pipeline.instance import prepare_instance
+    from pipeline.settings import Settings
+
+    prepare_instance(Settings.from_env())
+    instance = dg.DagsterInstance.get()
+    kinds = dg.DagsterEventType
+    step_types = {kinds.STEP_START, kinds.STEP_SUCCESS, kinds.STEP_FAILURE}
+    runs, steps, failed = [], {}, []
+    try:
+        for record in instance.get_run_records(ascending=True):
+            run = record.dagster_run
+            partition = run.tags.get("dagster/partition") or run.tags.get(RANGE_START_TAG, "-")
+            if run.status != dg.DagsterRunStatus.SUCCESS:
+                failed.append([run.job_name, partition])
+            if record.start_time is None or record.end_time is None:
+                continue  # never started or never ended: no time to split
+            begun: dict[str, float] = {}
+            step_total = 0.0
+            for event in instance.get_records_for_run(run.run_id, of_type=step_types).records:
+                entry = event.event_log_entry
+                if entry.dagster_event.event_type == kinds.STEP_START:
+                    begun[entry.step_key] = entry.timestamp
+                elif entry.step_key in begun:
+                    seconds = entry.timestamp - begun.pop(entry.step_key)
+                    name = step_name(entry.step_key)
+                    steps[name] = steps.get(name, 0.0) + seconds
+                    step_total += seconds
+            runs.append({
+                "job": run.job_name,
+                "partition": partition,
+                "status": run.status.value,
+                "start_s": record.start_time - started_at,
+                "end_s": record.end_time - started_at,
+                "steps_s": step_total,
+            })
+    finally:
+        instance.dispose()
+    return {
+        "runs": runs,
+        "steps": steps,
+        "failed_runs": failed,
+    }
+
+
+def step_name(step_key: str) -> str:
+    """``events__t1_minute`` -> ``t1``; a step the report does not group keeps its key."""
+    tail = step_key.split("__", 1)[-1]
+    return STEP_NAMES.get(tail, step_key)

@@ -1,7 +1,9 @@
 """``python -m bench.run``: backfill throughput, live latency and scaling, in one invocation.
 
-Every measured run starts in a fresh process (``bench.child``) on a fresh database of one embedded
-PostgreSQL server, with its process tree's memory sampled every 0.2 s. Results go to
+The backfill figure is the wall time of ``clickflow process`` run as a command, start-up included,
+against the DuckDB floor on the same files in the same run, at ``--events`` (2M) and ``--large``
+(20M) events. Every measured run starts in a fresh process (``bench.child``) on a fresh database of
+one embedded PostgreSQL server, with its process tree's memory sampled every 0.2 s. Results go to
 ``bench/results.md`` and ``bench/results.png``; the raw numbers to ``<workdir>/results.json``.
 """
 
@@ -29,9 +31,12 @@ from bench.pg import drop_database, fresh_database, same_totals, start_server, t
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS, DIMENSIONS = ("purchase", "view"), ("product_id", "brand", "category_l3")
-QUICK = {"events": 200_000, "minutes": 10, "seed_minutes": 2, "live_minutes": 5, "scaling": "100000,200000",
-         "surge_backlog_hours": 1, "surge_live_minutes": 3}
+QUICK = {
+    "events": 200_000, "minutes": 10, "large": "400000:20", "seed_minutes": 2, "live_minutes": 5,
+    "scaling": "100000,200000", "surge_backlog_hours": 1, "surge_live_minutes": 3,
+}
 PARTS = ("backfill", "scaling", "live", "surge")
+PLATFORM_KINDS = ("command", "batch")  # runs of the platform: they get a Dagster database
 
 
 @dataclass
@@ -68,7 +73,7 @@ class Bench:
         slug = label.replace(" ", "-").lower()
         print(f"[bench] {label}: {data.events:,} events ...", flush=True)
         pg_url = fresh_database(self.admin_url, kind)
-        dagster_url = fresh_database(self.admin_url, "dagster") if kind == "batch" else None
+        dagster_url = fresh_database(self.admin_url, "dagster") if kind in PLATFORM_KINDS else None
         work = self.workdir / "runs" / slug
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -103,7 +108,7 @@ class Bench:
                         os.killpg(child.pid, signal.SIGKILL)  # the child and its JVM, nothing else
                         child.wait()
                         code = None
-            measured.peak_bytes = peak.bytes
+            measured.peak_bytes = peak.bytes  # the child's tree; a command's own tree replaces it below
             if code is None:
                 measured.error = f"stopped after --timeout {self.timeout:g} s"
                 return measured
@@ -112,9 +117,13 @@ class Bench:
                 return measured
             measured.result = json.loads(out_path.read_text())
             measured.wall_s = measured.result["wall_s"]
+            measured.peak_bytes = measured.result.get("peak_bytes", measured.peak_bytes)
             failed = sorted({job for job, *_ in measured.result.get("failed_runs") or []})
             if failed:
                 measured.note = f"failed runs: {', '.join(failed)} (see {self.logs / f'{slug}.log'})"
+            elif measured.result.get("exit_code"):
+                code = measured.result["exit_code"]
+                measured.note = f"exited with {code} (see {self.logs / f'{slug}.log'})"
             if reference is not None:
                 measured.same_totals = same_totals(reference, t1_totals(pg_url, EVENTS, DIMENSIONS, before))
             else:
@@ -156,10 +165,10 @@ def run_backfill(bench: Bench, data: Dataset, seed_minutes: int, profile: str) -
     cut = pd.Timestamp(data.config.start) + pd.Timedelta(minutes=seed_minutes)
     floor = bench.measure("DuckDB floor", "floor", data, before=cut)
     reference = floor.result.get("totals")
-    rows = [floor, bench.measure("pandas engine", "batch", data, reference=reference, engine="pandas")]
+    rows = [floor, bench.measure("pandas engine", "command", data, reference=reference, engine="pandas")]
     available, why = spark_engine_available()
     spark = (
-        bench.measure("Spark engine", "batch", data, reference=reference, engine="spark")
+        bench.measure("Spark engine", "command", data, reference=reference, engine="spark")
         if available
         else Measured("Spark engine", data.events, error=f"not available ({why})")
     )
@@ -175,9 +184,8 @@ def run_backfill(bench: Bench, data: Dataset, seed_minutes: int, profile: str) -
         "events": data.events,
     }
     pandas_row = rows[1]
-    missed = (
-        floor.wall_s and pandas_row.wall_s and pandas_row.wall_s / floor.wall_s > report.TARGET_FLOOR_RATIO
-    )
+    ratio = floor.wall_s and pandas_row.wall_s and pandas_row.wall_s / floor.wall_s
+    missed = ratio and ratio > report.TARGET_FLOOR_RATIO
     if profile == "always" or (profile == "auto" and missed):
         stats = bench.workdir / "pandas.prof"
         profiled = bench.measure("pandas engine (cProfile)", "batch", data, profile=stats, engine="pandas")
@@ -186,18 +194,30 @@ def run_backfill(bench: Bench, data: Dataset, seed_minutes: int, profile: str) -
     return section
 
 
-def run_scaling(bench: Bench, sizes: list[int], minutes: int, main: dict | None) -> list[dict]:
+def run_large(bench: Bench, data: Dataset) -> dict:
+    """The DuckDB floor and ``clickflow process`` (pandas) on the large data set."""
+    floor = bench.measure("DuckDB floor (large)", "floor", data)
+    pandas = bench.measure(
+        "pandas engine (large)", "command", data, reference=floor.result.get("totals"), engine="pandas"
+    )
+    return {"rows": [dataclasses.asdict(floor), dataclasses.asdict(pandas)], "events": data.events,
+            "minutes": data.minutes}
+
+
+def run_scaling(
+    bench: Bench, sizes: list[int], minutes: int, shape: str, measured: list[dict]
+) -> list[dict]:
+    """``clickflow process`` at each size over the same minutes; a size already measured (the
+    backfill's) is reused."""
     points = []
     for size in sizes:
-        data = dataset(bench.workdir / "data", size, minutes)
-        reused = main and main["events"] == data.events and main["rows"][1]["wall_s"]
-        if reused:
-            point = dict(main["rows"][1])
+        data = dataset(bench.workdir / "data", size, minutes, shape=shape)
+        done = next((m for m in measured if m["events"] == data.events and m["wall_s"]), None)
+        if done:
+            points.append(dict(done))
         else:
-            point = dataclasses.asdict(
-                bench.measure(f"pandas scaling {data.events}", "batch", data, engine="pandas")
-            )
-        points.append(point)
+            point = bench.measure(f"pandas scaling {data.events}", "command", data, engine="pandas")
+            points.append(dataclasses.asdict(point))
     return points
 
 
@@ -225,12 +245,27 @@ def run_surge_part(bench: Bench, args: argparse.Namespace) -> dict:
     return section
 
 
+def _size(text: str) -> tuple[int, int] | None:
+    if text.strip().lower() in ("", "none", "0"):
+        return None
+    events, _, minutes = text.partition(":")
+    return int(events), int(minutes or 500)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=2_000_000, help="events of the backfill data set")
     parser.add_argument("--minutes", type=int, default=50, help="minutes the events span")
+    parser.add_argument(
+        "--large",
+        default="20000000:500",
+        help="EVENTS:MINUTES of the large backfill (floor and pandas command only; 'none' skips it)",
+    )
+    parser.add_argument(
+        "--simple", action="store_true", help="the generator's first, easy shape instead of the realistic one"
+    )
     parser.add_argument(
         "--seed-minutes", type=int, default=5, help="minutes the seed micro-batch baseline runs"
     )
@@ -290,8 +325,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.parts = parts
     sizes = args.scaling or ",".join(str(args.events * k // 4) for k in (1, 2, 4, 8))
     args.sizes = [int(s) for s in sizes.split(",")]
+    try:
+        args.large_size = _size(args.large)
+    except ValueError:
+        parser.error(f"--large takes EVENTS:MINUTES or none, got {args.large!r}")
     if min(args.events, *args.sizes) < 4 * args.minutes or args.live_minutes < 1 or args.seed_minutes < 1:
         parser.error("need at least 4 events per minute, one live minute and one seed minute")
+    if args.large_size and args.large_size[0] < 4 * args.large_size[1]:
+        parser.error("--large needs at least 4 events per minute")
+    args.shape = "simple" if args.simple else "realistic"
     return args
 
 
@@ -315,20 +357,34 @@ def main(argv: list[str] | None = None) -> int:
         "cores": os.cpu_count(),
         "command": " ".join(["python -m bench.run", *(argv or sys.argv[1:])]),
         "sensor_interval_s": args.sensor_interval,
+        "shape": args.shape,
     }
     print(f"[bench] generating data under {workdir / 'data'} ...", flush=True)
-    main_data = dataset(workdir / "data", args.events, args.minutes)
+    main_data = dataset(workdir / "data", args.events, args.minutes, shape=args.shape)
+    measured: list[dict] = []  # pandas commands, reused by the scaling part
     if "backfill" in args.parts:
         results["backfill"] = run_backfill(
             bench, main_data, min(args.seed_minutes, args.minutes), args.profile
         )
+        measured.append(results["backfill"]["rows"][1])
+        if args.large_size:
+            events, minutes = args.large_size
+            print(f"[bench] generating {events:,} events over {minutes} minutes ...", flush=True)
+            generating = time.monotonic()
+            large = dataset(workdir / "data", events, minutes, shape=args.shape)
+            generated_s = time.monotonic() - generating
+            results["large"] = run_large(bench, large)
+            results["large"]["data_s"] = generated_s  # near 0 when the data was cached
+            measured.append(results["large"]["rows"][1])
     if "scaling" in args.parts:
-        results["scaling"] = run_scaling(bench, args.sizes, args.minutes, results.get("backfill"))
+        results["scaling"] = run_scaling(bench, args.sizes, args.minutes, args.shape, measured)
     if "live" in args.parts:
         from bench.live import run_live
 
         per_minute = main_data.config.events_per_minute  # live minutes as heavy as the backfill's
-        live_data = dataset(workdir / "data", per_minute * (args.live_minutes + 1), args.live_minutes + 1)
+        live_data = dataset(
+            workdir / "data", per_minute * (args.live_minutes + 1), args.live_minutes + 1, shape=args.shape
+        )
         print(
             f"[bench] live: {args.live_minutes} minutes + 1 warm-up, one every {args.live_interval} s ...",
             flush=True,

@@ -57,6 +57,15 @@ GROUP_SAMPLES = {  # group -> (module, what it writes) for `clickflow generate <
 }
 
 
+def _clickstream_days(settings: Settings) -> dict:
+    """A clickstream batch inside the group's daily partitions (PIPELINE_PARTITIONS_START .. END),
+    so that `clickflow process` loads it: the first days from the start, never past today."""
+    today = dt.date.today()
+    if settings.partitions_end:
+        today = min(today, dt.date.fromisoformat(settings.partitions_end) - dt.timedelta(days=1))
+    return {"start": dt.date.fromisoformat(settings.partitions_start), "today": today}
+
+
 def cmd_generate(args) -> int:
     from pipeline.events.generate import GeneratorConfig, write_files
 
@@ -65,14 +74,16 @@ def cmd_generate(args) -> int:
 
         module, what = GROUP_SAMPLES[args.group]
         settings = _settings()
-        keys = importlib.import_module(module).generate(_lake(settings), seed=args.seed)
+        window = _clickstream_days(settings) if args.group == "clickstream" else {}
+        keys = importlib.import_module(module).generate(_lake(settings), seed=args.seed, **window)
         keys = keys if isinstance(keys, list) else [keys]
         console.print(f"wrote {what}: {len(keys)} object(s) in {settings.lake_url}")
         return 0
 
     start = dt.datetime.fromisoformat(args.start).replace(tzinfo=dt.timezone.utc)
     config = GeneratorConfig(start=start, minutes=args.minutes, events_per_minute=args.events_per_minute,
-                             servers=args.servers, seed=args.seed, gzip=args.gzip)
+                             servers=args.servers, seed=args.seed, gzip=args.gzip,
+                             shape="simple" if args.simple else "realistic")
     target = Path(args.out)
     target.mkdir(parents=True, exist_ok=True)
     with _progress() as progress:
@@ -101,17 +112,29 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def _warm_workers(settings: Settings) -> None:
+    """With many files waiting, start the pandas engine's worker processes now, in the background,
+    so that they are ready when the first claim wants them (their start overlaps this one's)."""
+    if settings.engine != "pandas":
+        return
+    from pipeline.events import workers
+
+    if len(_lake(settings).list_page("landing/", limit=workers.PROCESSES_FROM)) >= workers.PROCESSES_FROM:
+        workers.warm()
+
+
 def cmd_process(args) -> int:
     from pipeline.batch import process
 
     settings = _settings()
+    _warm_workers(settings)
     instance, defs = _instance_and_defs(settings)
 
     def on_run(job: str, label: str, ok: bool) -> None:
         mark = "[green]ok[/green]" if ok else "[red]FAILED[/red]"
         console.print(f"  {job:<18} {label:<36} {mark}")
 
-    console.print(f"processing {settings.lake_url}/landing/ ...")
+    console.print(f"processing {settings.lake_url}: every sensor and automation condition, until idle ...")
     summary = process(defs, instance, on_run=on_run, log_level=args.log_level)
     console.print(f"{len(summary.runs)} run(s), {len(summary.failed)} failed, "
                   f"{summary.skipped_run_keys} already done")
@@ -125,7 +148,7 @@ def cmd_process(args) -> int:
 def cmd_backfill(args) -> int:
     import dagster as dg
 
-    from pipeline.batch import execute_request
+    from pipeline.batch import Batch
     from pipeline.events.jobs import RANGE_END_TAG, RANGE_START_TAG, INGEST_JOB
 
     settings = _settings()
@@ -139,12 +162,11 @@ def cmd_backfill(args) -> int:
             return 2
     request = dg.RunRequest(tags={RANGE_START_TAG: start, RANGE_END_TAG: end, "backlog": "true"})
     console.print(f"backfilling {start} .. {end} as one run")
-    label, ok = execute_request(defs, instance, INGEST_JOB, request, {"clickflow/mode": "backfill"}, "WARNING")
+    batch = Batch(defs, instance, log_level="WARNING")  # before the run: its automation follows it
+    ok = batch.execute(INGEST_JOB, request, {"clickflow/mode": "backfill"})
     if ok:
-        from pipeline.batch import process
-
-        process(defs, instance, retention=False, log_level="WARNING")  # downstream: rankings, settled archives
-    console.print(f"{label}: {'[green]ok[/green]' if ok else '[red]FAILED[/red]'}")
+        batch.until_idle(retention=False)  # downstream: rankings, settled archives
+    console.print(f"{batch.summary.runs[0][1]}: {'[green]ok[/green]' if ok else '[red]FAILED[/red]'}")
     return 0 if ok else 1
 
 
@@ -218,14 +240,14 @@ def cmd_demo(args) -> int:
 
 
 def _demo_other_groups(lake, defs, instance) -> int:
-    """A month of insights, a clickstream week, two B2B days and three basket days, run through
-    their own sensors and jobs; returns the number of failed runs."""
+    """A month of insights, a clickstream week, two B2B days and three basket days, loaded by
+    batch mode through their own sensors and automation; then the basket features of the last day
+    (the job of its 23:35 schedule, which batch mode does not evaluate). Returns the failed runs."""
     import dagster as dg
 
     from pipeline.b2b.generate import generate as b2b_generate
-    from pipeline.b2b.schedules import DAILY_JOB as B2B_DAILY_JOB
     from pipeline.basket.generate import generate as basket_generate
-    from pipeline.batch import execute_request, run_sensor
+    from pipeline.batch import execute_request, process
     from pipeline.clickstream.generate import generate as clickstream_generate
     from pipeline.insights.generate import generate as insights_generate
 
@@ -233,23 +255,13 @@ def _demo_other_groups(lake, defs, instance) -> int:
     clickstream_generate(lake, seed=7, start=dt.date.fromisoformat(DEMO_DAY), days=7)
     b2b_generate(lake, seed=7, start=dt.date(2024, 1, 1), days=2)
     basket_generate(lake, seed=7, start="2024-01-01", days=3)
-    runs = []
     with _progress() as progress:
         task = progress.add_task("other groups", total=None)
-        for sensor in ("insights_dumps", "clickstream_metadata_sensor", "basket_reference_sensor",
-                       "basket_stream_sensor"):
-            runs += run_sensor(defs, instance, sensor)
-            progress.advance(task)
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        init = dg.materialize(list(defs.assets), selection=[dg.AssetKey(["b2b", "init"])], instance=instance,
-                              resources=defs.resources, raise_on_error=False, run_config=quiet)
-        runs.append(("b2b/init", "-", init.success))
-        for day in ("2024-01-01", "2024-01-02"):
-            runs.append((B2B_DAILY_JOB, *execute_request(defs, instance, B2B_DAILY_JOB,
-                                                         dg.RunRequest(partition_key=day), {}, "WARNING")))
-            progress.advance(task)
+        summary = process(defs, instance, log_level="WARNING", on_run=lambda *_: progress.advance(task))
+        runs = list(summary.runs)
         runs.append(("basket_daily_job", *execute_request(defs, instance, "basket_daily_job",
-                                                          dg.RunRequest(partition_key="2024-01-03"), {}, "WARNING")))
+                                                          dg.RunRequest(partition_key="2024-01-03"),
+                                                          {"clickflow/mode": "demo"}, "WARNING")))
     for job, partition, ok in runs:
         console.print(f"  {job:<28} {partition:<24} {'[green]ok[/green]' if ok else '[red]FAILED[/red]'}")
     return sum(1 for *_, ok in runs if not ok)
@@ -321,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--servers", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gzip", action="store_true")
+    p.add_argument("--simple", action="store_true",
+                   help="the first generator's easy shape (5,000 products, long sessions) instead of the "
+                        "public data set's (bench/README.md)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("replay", help="land files from a folder into the lake's landing/")

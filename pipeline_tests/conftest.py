@@ -19,22 +19,30 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pipeline.clickstream import notify
 from pipeline.resources.lake import LocalLake, S3Lake
 from pipeline.resources.warehouse import Warehouse, embedded_server_url, with_database
 from pipeline_tests import processes
 
 
 # What may outlive its test until pytest exits: PySpark keeps one JVM per Python process (it ends
-# when this process does; the spark fixture stops the session, not the JVM).
-LIVES_WITH_PYTEST = ("org.apache.spark.deploy.SparkSubmit",)
+# when this process does; the spark fixture stops the session, not the JVM), and Python's own
+# multiprocessing resource tracker and fork server, started with the pandas engine's worker
+# processes, likewise.
+LIVES_WITH_PYTEST = ("org.apache.spark.deploy.SparkSubmit", "multiprocessing.resource_tracker",
+                     "multiprocessing.forkserver")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def no_process_left_behind():
     """Fails the test run when a process the tests started is still alive after its teardown:
     any session started through ``pipeline_tests.processes`` (a daemon, a webserver and what
-    they started, however deep), and any child of pytest still running. Kills what it finds."""
+    they started, however deep), and any child of pytest still running. Kills what it finds.
+    The pandas engine's worker processes live as long as the process that uses them: stopped first."""
     yield
+    from pipeline.events import workers
+
+    workers.shutdown()
     left = processes.leftovers()
     children = {pid: command for pid, command in processes.descendants(os.getpid()).items()
                 if not any(marker in command for marker in LIVES_WITH_PYTEST)}
@@ -159,14 +167,12 @@ class Hook(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def webhook(monkeypatch):
-    """A real HTTP server on loopback set as PIPELINE_NOTIFY_WEBHOOK."""
-    from pipeline.notify import WEBHOOK_ENV
-
+    """A local HTTP server as PIPELINE_NOTIFY_WEBHOOK; ``received`` holds (content type, JSON body)."""
     Hook.received, Hook.status = [], 204
     server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hooks/clickflow")
+    monkeypatch.setenv(notify.WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hooks/clickflow")
     yield Hook
     server.shutdown()
     server.server_close()

@@ -105,8 +105,10 @@ def _stop_postgres(pg_dir: Path, timeout: float = 30) -> None:
 
 
 @contextlib.contextmanager
-def live_dagster(lake_dir: Path, logs: Path, **env: str) -> Iterator[LiveDagster]:
+def live_dagster(lake_dir: Path, logs: Path, before_start: Callable[[Settings], object] | None = None,
+                 **env: str) -> Iterator[LiveDagster]:
     """Daemon + webserver on a fresh instance; stopped, and the embedded server deleted, on exit.
+    ``before_start`` runs on the prepared instance (DAGSTER_HOME set) before they start.
 
     Each runs in a session of its own (``processes.popen``) and is stopped with its whole session:
     the ``dagster api grpc`` code servers and run workers they start survive a terminate() of
@@ -128,6 +130,8 @@ def live_dagster(lake_dir: Path, logs: Path, **env: str) -> Iterator[LiveDagster
         settings = Settings.from_env()
         try:
             prepare_instance(settings)  # embedded server + dagster.yaml; sets DAGSTER_HOME
+            if before_start:
+                before_start(settings)
             port = _free_port()
             workspace = str(ROOT / "workspace.yaml")
             for name, args in [("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace]),

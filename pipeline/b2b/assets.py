@@ -43,7 +43,7 @@ from pipeline.b2b.transform import (
     reject_duplicates,
 )
 from pipeline.b2b.weblog import parse_weblog
-from pipeline.resources.lake import Lake, LakeResource
+from pipeline.resources.lake import Lake, LakeResource, fingerprint
 from pipeline.resources.warehouse import Warehouse, WarehouseResource
 
 GROUP = "b2b"
@@ -55,6 +55,7 @@ ORDERS_KEY = dg.AssetKey(["b2b", "orders"])
 WEBLOG_HITS_KEY = dg.AssetKey(["b2b", "weblog_hits"])
 FINAL_TABLES = dg.AssetKey(["b2b", "final_tables"])
 REPORT_KEYS = {name: dg.AssetKey(["b2b", name]) for name in REPORTS}
+FILE_SET_METADATA = "file_set"
 
 
 class InitConfig(dg.Config):
@@ -212,6 +213,8 @@ def build_assets(start: dt.date, engine: Engine) -> list[dg.AssetsDefinition]:
                 "dagster/row_count": lines,
                 "generated": [store.uri(key) for key in written],
                 "kept": [store.uri(key) for key in kept],
+                # b2b_day_sensor leaves alone a day whose files are still the ones this run used and loaded
+                FILE_SET_METADATA: fingerprint(storage.day_input(store, day)),
             }
         )
 

@@ -10,8 +10,9 @@ import dagster as dg
 
 from pipeline.b2b.assets import build_assets
 from pipeline.b2b.checks import build_checks
-from pipeline.b2b.partitions import start_date
+from pipeline.b2b.partitions import daily_partitions, start_date
 from pipeline.b2b.schedules import daily_job, daily_schedule
+from pipeline.b2b.sensors import build_sensors, init_job, load_job
 from pipeline.b2b.transform import Engine, PandasEngine
 from pipeline.settings import Settings
 
@@ -27,12 +28,14 @@ def select_engine(settings: Settings) -> Engine:
 
 
 def build_defs(settings: Settings, env: Mapping[str, str] | None = None) -> dg.Definitions:
-    """Assets, checks, the daily job and its schedule, on the engine ``PIPELINE_ENGINE`` names."""
+    """Assets, checks, the daily job and its schedule, the sensors that load files found in the lake
+    (with their jobs), on the engine ``PIPELINE_ENGINE`` names."""
     start = start_date(os.environ if env is None else env)
     job = daily_job()
     return dg.Definitions(
         assets=build_assets(start, select_engine(settings)),
         asset_checks=build_checks(),
-        jobs=[job],
+        jobs=[job, init_job(), load_job()],
         schedules=[daily_schedule(job)],
+        sensors=build_sensors(daily_partitions(start), settings.sensor_interval_seconds),
     )

@@ -7,6 +7,7 @@ import dagster as dg
 from pipeline.b2b.assets import INIT
 
 DAILY_JOB = "b2b_daily"
+DAY_TAGS = {"b2b": "day"}  # one b2b day at a time (dagster.yaml): orders build on the day before
 
 
 def daily_job() -> dg.UnresolvedAssetJobDefinition:
@@ -14,6 +15,7 @@ def daily_job() -> dg.UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         DAILY_JOB,
         selection=dg.AssetSelection.groups("b2b") - dg.AssetSelection.assets(INIT),
+        tags=DAY_TAGS,
         description="The b2b group's daily run for one day (UTC).",
     )
 

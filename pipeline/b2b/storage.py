@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.resources.lake import Lake
+from pipeline.resources.lake import Lake, LakeObject
 
 QUOTES_FILE = "companycsv.csv"
 LEADS_FILE = "leadcsv.csv"
@@ -41,6 +41,23 @@ def change_key(kind: str, day: dt.date) -> str:
     if kind not in CHANGE_KINDS:
         raise ValueError(f"company change files are {CHANGE_KINDS}, not {kind!r}")
     return f"b2b/{kind}/{day.isoformat()}/companies.csv"
+
+
+DAY_PREFIXES = ("b2b/raw/", "b2b/insert/", "b2b/update/")  # a day's input: <prefix>YYYY-MM-DD/<file>
+
+
+def input_by_day(lake: Lake) -> dict[str, list[LakeObject]]:
+    """Every day's input files (raw files and company change files), by ISO day."""
+    days: dict[str, list[LakeObject]] = {}
+    for prefix in DAY_PREFIXES:
+        for obj in lake.list(prefix):
+            day = obj.key[len(prefix):].split("/", 1)[0]
+            days.setdefault(day, []).append(obj)
+    return days
+
+
+def day_input(lake: Lake, day: dt.date) -> list[LakeObject]:
+    return [obj for prefix in DAY_PREFIXES for obj in lake.list(f"{prefix}{day.isoformat()}/")]
 
 
 def snapshot_key(table: str, day: dt.date) -> str:

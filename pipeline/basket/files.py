@@ -10,14 +10,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipeline.resources.lake import Lake, LakeObject
+from pipeline.resources.lake import Lake, LakeObject, fingerprint  # noqa: F401 - files.fingerprint
 
 from . import audit, schema, transform
 
@@ -65,12 +64,6 @@ def feature_key(name: str) -> str:
 
 def final_key(day: str) -> str:
     return f"basket/final/{day}/basket_features.csv"
-
-
-def fingerprint(objects: Iterable[LakeObject]) -> str:
-    """Short digest of a file set (keys and ETags): equal sets, equal digests."""
-    lines = sorted(f"{obj.key}\t{obj.etag}" for obj in objects)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:20]
 
 
 def quarantine(lake: Lake, key: str, reasons: Iterable[str]) -> str:

@@ -21,13 +21,15 @@ from pipeline.clickstream.partitions import DAY, clamp, range_tags, run_days
 from pipeline.resources.lake import Lake, LakeObject, LakeResource
 
 JOB_NAME = "clickstream_job"
+SENSOR_NAME = "clickstream_metadata_sensor"
+MARKER_SET_TAG = "clickstream/marker_set"  # the markers (key@ETag, JSON) a run was requested for
 
 
 def build_metadata_sensor(
     config: ClickstreamConfig, partitions: dg.DailyPartitionsDefinition, job, interval_seconds: int = 30
 ) -> dg.SensorDefinition:
     @dg.sensor(
-        name="clickstream_metadata_sensor",
+        name=SENSOR_NAME,
         job=job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -37,8 +39,11 @@ def build_metadata_sensor(
     ) -> dg.SensorResult:
         """Starts a clickstream run when a marker object lands under clickstream/metadata/."""
         store = lake.get()
-        seen = json.loads(context.cursor) if context.cursor else {}
         markers = [obj for obj in store.list(storage.METADATA_PREFIX) if obj.key != storage.STATS_KEY]
+        if context.cursor:
+            seen = json.loads(context.cursor)
+        else:
+            seen = markers_run_before(context.instance, SENSOR_NAME, markers)
         cursor = json.dumps({obj.key: obj.etag for obj in markers}, sort_keys=True)
         new = [obj for obj in markers if seen.get(obj.key) != obj.etag]
         if not new:
@@ -54,11 +59,37 @@ def build_metadata_sensor(
                 cursor=cursor,
             )
         request = dg.RunRequest(
-            run_key=run_key(new), tags={**range_tags(*span), "clickstream/markers": str(len(new))}
+            run_key=run_key(new),
+            tags={**range_tags(*span), "clickstream/markers": str(len(new)), MARKER_SET_TAG: marker_set(new)},
         )
         return dg.SensorResult(run_requests=[request], cursor=cursor)
 
     return clickstream_metadata_sensor
+
+
+def marker_set(markers: list[LakeObject]) -> str:
+    return json.dumps(sorted(f"{obj.key}@{obj.etag}" for obj in markers))
+
+
+def markers_run_before(instance: dg.DagsterInstance, sensor_name: str, markers: list[LakeObject]) -> dict[str, str]:
+    """The cursor a tick without one starts from: the listed markers that a run of this sensor
+    (not failed) already covered, read from the runs' marker-set tag, newest runs first, until
+    every listed marker is accounted for. Without it, a daemon (or a batch invocation) starting
+    without a cursor would run markers handled in several runs once more, under one new run key."""
+    wanted = {f"{obj.key}@{obj.etag}": obj for obj in markers}
+    covered: set[str] = set()
+    cursor = None
+    while len(covered) < len(wanted):
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": sensor_name}), cursor=cursor,
+                                 limit=100)
+        for run in runs:
+            if MARKER_SET_TAG in run.tags and run.status not in (dg.DagsterRunStatus.FAILURE,
+                                                                  dg.DagsterRunStatus.CANCELED):
+                covered.update(set(json.loads(run.tags[MARKER_SET_TAG])) & wanted.keys())
+        if len(runs) < 100:
+            break
+        cursor = runs[-1].run_id
+    return {wanted[entry].key: wanted[entry].etag for entry in covered}
 
 
 def run_key(markers: list[LakeObject]) -> str:
@@ -100,13 +131,13 @@ def build_notification_sensors(job_name: str = JOB_NAME) -> list[dg.SensorDefini
     )
     def clickstream_success_notifier(context: dg.RunStatusSensorContext) -> None:
         """Announces each successful clickstream run (log, and webhook when configured)."""
-        if is_clickstream(context.dagster_run):
+        if _is(context, dg.DagsterEventType.RUN_SUCCESS) and is_clickstream(context.dagster_run):
             notify.notify(context.log, _payload(context, "SUCCESS", _report_metadata(context)))
 
     @dg.run_failure_sensor(name="clickstream_failure_notifier", default_status=dg.DefaultSensorStatus.RUNNING)
     def clickstream_failure_notifier(context: dg.RunFailureSensorContext) -> None:
         """Announces each failed clickstream run with its error (log, and webhook when configured)."""
-        if is_clickstream(context.dagster_run):
+        if _is(context, dg.DagsterEventType.RUN_FAILURE) and is_clickstream(context.dagster_run):
             notify.notify(context.log, _payload(context, "FAILURE", failure_details(context)))
 
     return [clickstream_success_notifier, clickstream_failure_notifier]
@@ -134,6 +165,12 @@ def step_error(error) -> str:
     if head.rsplit(".", 1)[-1] != error.cls_name or not text:
         return error.message.strip()
     return text if error.cls_name == "Failure" else f"{error.cls_name}: {text}"
+
+
+def _is(context: dg.RunStatusSensorContext, event_type: dg.DagsterEventType) -> bool:
+    """The daemon calls a run-status sensor only for its status; batch mode shows every sensor every
+    finished run (the sensor's status is not public), so each checks the event itself."""
+    return context.dagster_event.event_type == event_type
 
 
 def _payload(context: dg.RunStatusSensorContext, status: str, extra: dict) -> dict:

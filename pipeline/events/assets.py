@@ -17,7 +17,7 @@ from pipeline.events.lanes import (BACKLOG_TAG, HOUSEKEEPING, LANE_TAG, RANGE_ST
 from pipeline.events.keys import GROUP, OWNERS
 from pipeline.events.archive import archive_block
 from pipeline.events.claim import LISTED_TAG, ClaimReport, claim_hour
-from pipeline.events.hours import clear_pending_if_current, rebuild_hours
+from pipeline.events.hours import HourReport, clear_pending_if_current, rebuild_hours
 from pipeline.events.minutes import recompute_minutes
 from pipeline.events.rankings import rebuild_rankings
 from pipeline.events.retention import apply_t1_retention, apply_t2_retention
@@ -155,25 +155,24 @@ def build_event_assets(settings: Settings) -> list:
         group_name=GROUP,
         key_prefix=[GROUP],
         owners=OWNERS,
-        kinds={"csv", "arrow"},
+        kinds={"csv", "arrow", settings.engine},
         pool="events_ingest",
         check_specs=checks.raw_check_specs(),
         metadata={"lake_prefixes": "landing/ -> raw/<hour>/, staged/<hour>/, manifests/<hour>.json, quarantine/"},
     )
-    def raw_files(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+    @on_engine(settings)
+    def raw_files(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine):
         """Claims the hour's landed files: validates each, moves it to raw/, stages its accepted
         rows (Arrow IPC) and records name, size, checksum and row counts in the hour's manifest.
         Unusable files go to quarantine/ with a reason, unusable rows (bad values, a wrong number of
         fields) to quarantine/ beside their file; identical re-landings are dropped. Files with extra
         columns are accepted (the extra columns are not in the tables) and reported."""
-        give_way_if_background(context.run)
-        store, db = lake.get(), warehouse.get()
         total = ClaimReport()
         # A run that picks up later files (see pick_up_landed) says when it listed last, at its end.
         tag = None if picks_up(context) else ListingTag(context)
         for hour in partition_hours(context):
             with db.advisory_lock(layout.hour_lock_name(hour)):
-                total.merge(claim_hour(store, hour, settings.landing_page_size,
+                total.merge(claim_hour(store, hour, engine, settings.landing_page_size,
                                        on_listed=tag.recorder(hour) if tag else None))
         log_claim(context, total)
         return dg.MaterializeResult(metadata=claim_metadata(total), check_results=checks.raw_checks(total.extra_columns))
@@ -221,16 +220,17 @@ def build_event_assets(settings: Settings) -> list:
         """Hour table: each hour is the merge of its minute aggregates from the lake, so it stays
         right for hours whose t1 rows have already expired; a backfill range is one merge."""
         hours = partition_hours(context)
-        rows = sum(rebuild_hours(store, db, settings, chunk, engine)
-                   for chunk in hour_chunks(hours, engine))
-        rounds = 0
+        reports = [rebuild_hours(store, db, settings, chunk, engine) for chunk in hour_chunks(hours, engine)]
+        rows, rounds = sum(r.rows for r in reports), 0
         if picks_up(context):
-            rounds, picked_rows = pick_up_landed(context, store, db, engine, hours[0])
-            rows = picked_rows if rounds else rows
-        results = checks.t2_checks(store, db, settings, hours)
+            rounds, picked = pick_up_landed(context, store, db, engine, hours[0])
+            if picked is not None:
+                reports, rows = [picked], picked.rows
+        results = checks.t2_checks(db, settings, hours, reports)
         if all(r.passed for r in results):
-            for hour in hours:  # raw -> t1 -> t2 complete: the hour is no longer pending
-                with db.advisory_lock(layout.hour_lock_name(hour)):
+            # raw -> t1 -> t2 complete: the hours are no longer pending
+            with db.advisory_lock(*(layout.hour_lock_name(hour) for hour in hours)):
+                for hour in hours:
                     clear_pending_if_current(store, db, settings, hour)
         return dg.MaterializeResult(
             metadata={"dagster/row_count": rows, "hours": len(hours), "rounds_picked_up": rounds},
@@ -238,16 +238,16 @@ def build_event_assets(settings: Settings) -> list:
         )
 
     def pick_up_landed(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine,
-                       hour: pd.Timestamp) -> tuple[int, int]:
+                       hour: pd.Timestamp) -> tuple[int, HourReport | None]:
         """Before a live run ends, it claims what landed for its hour while it worked, recomputes t1
         and t2, and looks again, until ``linger_seconds`` pass without a new file (or
         ``PICK_UP_SECONDS`` are spent): the next files need no run of their own, nor its process
         start. Each round is recorded as a materialization of raw_files and t1_minute with their
         checks. At the end the run tags when it last listed the hour: what landed after that is
-        left to one follow-up run. Returns the rounds and the t2 rows of the last one."""
+        left to one follow-up run. Returns the rounds and the t2 report of the last one."""
         tag, key = ListingTag(context), layout.partition_key(hour)
         linger = linger_seconds(context.run, settings)
-        deadline, rounds, rows, claimed_from = time.monotonic() + PICK_UP_SECONDS, 0, 0, None
+        deadline, rounds, last, claimed_from = time.monotonic() + PICK_UP_SECONDS, 0, None, None
         quiet_until = time.monotonic() + linger
         while True:
             looked = time.time()
@@ -255,11 +255,11 @@ def build_event_assets(settings: Settings) -> list:
             if waiting and time.monotonic() > deadline:
                 if claimed_from is not None:
                     tag.record(hour, claimed_from)  # the files waiting now are left to a follow-up
-                return rounds, rows
+                return rounds, last
             if not waiting:
                 if time.monotonic() >= quiet_until:
                     tag.record(hour, looked)  # every file landed before this look is claimed
-                    return rounds, rows
+                    return rounds, last
                 _pause()
                 continue
 
@@ -268,12 +268,12 @@ def build_event_assets(settings: Settings) -> list:
                 claimed_from = at
 
             with db.advisory_lock(layout.hour_lock_name(hour)):
-                claim = claim_hour(store, hour, settings.landing_page_size, on_listed=began)
+                claim = claim_hour(store, hour, engine, settings.landing_page_size, on_listed=began)
             log_claim(context, claim)
             _log_results(context, keys.RAW_FILES, key, claim_metadata(claim), checks.raw_checks(claim.extra_columns))
             report = recompute_minutes(store, db, settings, [hour], engine)
             _log_results(context, keys.T1_MINUTE, key, t1_metadata([report]), checks.t1_checks(db, settings, [report]))
-            rows = rebuild_hours(store, db, settings, [hour], engine)
+            last = rebuild_hours(store, db, settings, [hour], engine)
             rounds += 1
             quiet_until = time.monotonic() + linger
 

@@ -13,10 +13,10 @@ import pandas as pd
 from psycopg import sql
 
 from pipeline.events import clock, keys
-from pipeline.events.aggregates import from_long, read_aggregates
+from pipeline.events.aggregation import PRICE_SCALE
+from pipeline.events.hours import HourReport
 from pipeline.events.minutes import MinuteReport
 from pipeline.events.tables import metric_names, pairs, rank_table, t1_table, t2_table
-from pipeline.resources.lake import Lake
 from pipeline.resources.warehouse import TableSpec, Warehouse
 from pipeline.settings import Settings
 
@@ -54,7 +54,8 @@ def t1_check_specs() -> list[dg.AssetCheckSpec]:
                           description="Purchase count, GMV and deduplicated views of the recomputed minutes "
                                       "equal the totals of their accepted raw rows, in every t1 table."),
         dg.AssetCheckSpec(T1_UNIQUE, asset=keys.T1_MINUTE, blocking=True,
-                          description="One row per (minute, key) in every t1 table for this partition."),
+                          description="One row per (minute, key) in every t1 table: each has a valid unique "
+                                      "index on (minute, key), so PostgreSQL refuses any duplicate."),
         dg.AssetCheckSpec(T1_SCHEMA, asset=keys.T1_MINUTE, blocking=True,
                           description="Every t1, t2 and rank table has exactly the columns of DESIGN section 4."),
     ]
@@ -65,7 +66,9 @@ def t2_check_specs() -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(T2_MATCHES, asset=keys.T2_HOUR, blocking=True,
                           description="Each t2 hour's totals equal the sum of its minute aggregates "
                                       "(and of its t1 rows while they are inside the t1 window)."),
-        dg.AssetCheckSpec(T2_UNIQUE, asset=keys.T2_HOUR, description="One row per (hour, key) in every t2 table."),
+        dg.AssetCheckSpec(T2_UNIQUE, asset=keys.T2_HOUR,
+                          description="One row per (hour, key) in every t2 table: each has a valid unique "
+                                      "index on (hour, key)."),
     ]
 
 
@@ -73,19 +76,33 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6)
 
 
-def _sums(conn, spec: TableSpec, time_col: str, times: list, event: str) -> tuple[int, float]:
+def _totals_by_time(conn, spec: TableSpec, time_col: str, event: str, times: list[pd.Timestamp],
+                    per_hour: bool = False) -> dict[pd.Timestamp, tuple[int, float]]:
+    """(count, gmv) per time (or per hour of ``time_col``) over the given times, read from the table."""
     count_col = "view_count" if event == "view" else "purchase_count"
-    gmv = sql.SQL("coalesce(sum(gmv), 0)") if event == "purchase" else sql.SQL("0")
-    query = sql.SQL("SELECT coalesce(sum({}), 0), {} FROM {} WHERE {} = ANY(%s)").format(
-        sql.Identifier(count_col), gmv, spec.table, spec.column(time_col))
-    count, total = conn.execute(query, ([t.to_pydatetime() for t in times],)).fetchone()
-    return int(count), float(total)
+    gmv = sql.SQL("sum(gmv)") if event == "purchase" else sql.SQL("0")
+    bucket = (sql.SQL("date_trunc('hour', {})").format(spec.column(time_col)) if per_hour
+              else spec.column(time_col))
+    query = sql.SQL("SELECT {bucket}, sum({count}), {gmv} FROM {table} WHERE {time} = ANY(%s) GROUP BY 1").format(
+        bucket=bucket, count=sql.Identifier(count_col), gmv=gmv, table=spec.table, time=spec.column(time_col))
+    rows = conn.execute(query, ([t.to_pydatetime() for t in times],)).fetchall()
+    return {pd.Timestamp(when).tz_convert("UTC"): (int(count), float(money)) for when, count, money in rows}
 
 
-def _duplicates(conn, spec: TableSpec, time_col: str, times: list, dimension: str) -> int:
-    query = sql.SQL("SELECT count(*) - count(DISTINCT ({}, {})) FROM {} WHERE {} = ANY(%s)").format(
-        spec.column(time_col), spec.column(dimension), spec.table, spec.column(time_col))
-    return int(conn.execute(query, ([t.to_pydatetime() for t in times],)).fetchone()[0])
+def unique_index_problems(conn, specs: list[TableSpec]) -> dict[str, str]:
+    """Tables without a valid unique index on exactly their key: with one, PostgreSQL itself makes
+    a duplicate (time, key) row impossible, whatever wrote the table."""
+    problems = {}
+    for spec in specs:
+        rows = conn.execute(
+            "SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i "
+            "JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+            "WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indisvalid GROUP BY i.indexrelid",
+            (spec.qualified,)).fetchall()
+        if not any(list(columns) == list(spec.key) for (columns,) in rows):
+            problems[spec.qualified] = f"no valid unique index on ({', '.join(spec.key)})"
+    return problems
 
 
 def t1_checks(db: Warehouse, settings: Settings, reports: list[MinuteReport]) -> list[dg.AssetCheckResult]:
@@ -96,19 +113,18 @@ def t1_checks(db: Warehouse, settings: Settings, reports: list[MinuteReport]) ->
             acc = expected.setdefault(event, [0, 0.0])
             acc[0] += count
             acc[1] += gmv
-    mismatches, duplicates = [], {}
+    mismatches = []
+    specs = [t1_table(e, d) for e, d in pairs(settings.events, settings.dimensions)]
     with db.connect() as conn:
-        for event, dimension in pairs(settings.events, settings.dimensions):
-            spec = t1_table(event, dimension)
+        for spec, (event, dimension) in zip(specs, pairs(settings.events, settings.dimensions)):
             if minutes and event in expected:
-                count, gmv = _sums(conn, spec, "minute", minutes, event)
+                found = _totals_by_time(conn, spec, "minute", event, minutes).values()
+                count, gmv = sum(c for c, _ in found), sum(g for _, g in found)
                 want_count, want_gmv = expected[event]
                 if count != want_count or not _close(gmv, want_gmv):
                     mismatches.append({"table": spec.qualified, "count": count, "expected_count": want_count,
                                        "gmv": gmv, "expected_gmv": want_gmv})
-            dup = _duplicates(conn, spec, "minute", minutes, dimension) if minutes else 0
-            if dup:
-                duplicates[spec.qualified] = dup
+        unique = unique_index_problems(conn, specs)
         schema_errors = schema_mismatches(conn, settings)
     return [
         dg.AssetCheckResult(check_name=T1_RECONCILES, passed=not mismatches, metadata={
@@ -116,62 +132,54 @@ def t1_checks(db: Warehouse, settings: Settings, reports: list[MinuteReport]) ->
             "expected": dg.MetadataValue.json({k: list(v) for k, v in expected.items()}),
             "mismatches": dg.MetadataValue.json(mismatches),
         }),
-        dg.AssetCheckResult(check_name=T1_UNIQUE, passed=not duplicates,
-                            metadata={"duplicate_rows": dg.MetadataValue.json(duplicates)}),
+        dg.AssetCheckResult(check_name=T1_UNIQUE, passed=not unique,
+                            metadata={"problems": dg.MetadataValue.json(unique)}),
         dg.AssetCheckResult(check_name=T1_SCHEMA, passed=not schema_errors,
                             metadata={"problems": dg.MetadataValue.json(schema_errors)}),
     ]
 
 
 def schema_mismatches(conn, settings: Settings) -> list[str]:
-    problems = []
-    for event, dimension in pairs(settings.events, settings.dimensions):
-        for spec in (t1_table(event, dimension), t2_table(event, dimension), rank_table(event, dimension)):
-            rows = conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
-                "ORDER BY ordinal_position", (spec.schema, spec.name)).fetchall()
-            actual = tuple(r[0] for r in rows)
-            if actual != spec.column_names:
-                problems.append(f"{spec.qualified}: columns {list(actual)}, expected {list(spec.column_names)}")
-    return problems
+    specs = [make(e, d) for e, d in pairs(settings.events, settings.dimensions) for make in (t1_table, t2_table, rank_table)]
+    rows = conn.execute(
+        "SELECT table_schema || '.' || table_name, array_agg(column_name::text ORDER BY ordinal_position) "
+        "FROM information_schema.columns WHERE table_schema = ANY(%s) GROUP BY 1",
+        (sorted({spec.schema for spec in specs}),)).fetchall()
+    actual = {name: tuple(columns) for name, columns in rows}
+    return [f"{spec.qualified}: columns {list(actual.get(spec.qualified, ()))}, expected {list(spec.column_names)}"
+            for spec in specs if actual.get(spec.qualified, ()) != spec.column_names]
 
 
-def t2_checks(lake: Lake, db: Warehouse, settings: Settings, hours: list[pd.Timestamp]) -> list[dg.AssetCheckResult]:
+def t2_checks(db: Warehouse, settings: Settings, hours: list[pd.Timestamp],
+              reports: list[HourReport]) -> list[dg.AssetCheckResult]:
+    """t2 against the minute aggregates it was merged from and, inside the t1 window, against t1."""
     newest = clock.newest_t1_minute(db, settings)
-    mismatches, duplicates = [], {}
+    minute_totals = {k: v for r in reports for k, v in r.minute_totals.items()}
+    t1_hours = [h for h in hours if newest is not None and h > clock.t1_cutoff(newest, settings)]
+    t1_minutes = [m for h in t1_hours for m in pd.date_range(h, periods=60, freq="min")]
+    mismatches = []
+    specs = [t2_table(e, d) for e, d in pairs(settings.events, settings.dimensions)]
     with db.connect() as conn:
-        for hour in hours:
-            long, _ = read_aggregates(lake, hour)
-            t2_in_window = newest is None or hour > clock.t2_cutoff(newest, settings)
-            t1_in_window = newest is not None and hour > clock.t1_cutoff(newest, settings)
-            for event, dimension in pairs(settings.events, settings.dimensions):
-                spec = t2_table(event, dimension)
-                got = _sums(conn, spec, "hour", [hour], event)
-                minutes = from_long(long, event, dimension)
-                want = _frame_sums(minutes, event) if t2_in_window else (0, 0.0)
-                sources = {"minute aggregates": want}
-                if t1_in_window and t2_in_window:
-                    t1_minutes = list(pd.date_range(hour, periods=60, freq="min"))
-                    sources["t1 rows"] = _sums(conn, t1_table(event, dimension), "minute", t1_minutes, event)
-                for source, (count, gmv) in sources.items():
-                    if got[0] != count or not _close(got[1], gmv):
-                        mismatches.append({"table": spec.qualified, "hour": str(hour), "t2": list(got),
-                                           source: [count, gmv]})
-                dup = _duplicates(conn, spec, "hour", [hour], dimension)
-                if dup:
-                    duplicates[spec.qualified] = dup
+        for spec, (event, dimension) in zip(specs, pairs(settings.events, settings.dimensions)):
+            got = _totals_by_time(conn, spec, "hour", event, hours)
+            from_t1 = _totals_by_time(conn, t1_table(event, dimension), "minute", event, t1_minutes, per_hour=True)
+            for hour in hours:
+                count, units = minute_totals.get((hour, event, dimension), (0, 0))
+                sources = {"minute aggregates": (count, units / PRICE_SCALE if event == "purchase" else 0.0)}
+                if hour in t1_hours and (hour, event, dimension) in minute_totals:
+                    sources["t1 rows"] = from_t1.get(hour, (0, 0.0))
+                have = got.get(hour, (0, 0.0))
+                for source, (want_count, want_gmv) in sources.items():
+                    if have[0] != want_count or not _close(have[1], want_gmv):
+                        mismatches.append({"table": spec.qualified, "hour": str(hour), "t2": list(have),
+                                           source: [want_count, want_gmv]})
+        unique = unique_index_problems(conn, specs)
     return [
         dg.AssetCheckResult(check_name=T2_MATCHES, passed=not mismatches,
                             metadata={"hours_checked": len(hours), "mismatches": dg.MetadataValue.json(mismatches)}),
-        dg.AssetCheckResult(check_name=T2_UNIQUE, passed=not duplicates,
-                            metadata={"duplicate_rows": dg.MetadataValue.json(duplicates)}),
+        dg.AssetCheckResult(check_name=T2_UNIQUE, passed=not unique,
+                            metadata={"problems": dg.MetadataValue.json(unique)}),
     ]
-
-
-def _frame_sums(frame: pd.DataFrame, event: str) -> tuple[int, float]:
-    if event == "view":
-        return int(frame["view_count"].sum()), 0.0
-    return int(frame["purchase_count"].sum()), float(frame["gmv"].sum())
 
 
 def top_preview(db: Warehouse, settings: Settings, limit: int = 10) -> str:

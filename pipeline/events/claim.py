@@ -1,7 +1,7 @@
 """``raw_files``: claim an hour's landed files (validate, stage, move to raw/, record).
 
-Every write, move and manifest change happens in order on the calling thread; only reading and
-staging in memory run ahead on worker threads. A killed claim is repaired by the next one.
+Staging (the work) runs on the engine's workers; every decision, move and manifest change
+happens in order on the calling thread. A killed claim is repaired by the next one.
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipeline.events import layout, schema, transform
+from pipeline.events import layout, schema
+from pipeline.events.engine import Engine
 from pipeline.events.layout import FileEntry, Manifest
-from pipeline.events.staging import in_order, staged_bytes
-from pipeline.resources.lake import Lake, LakeObject, sha256_hex
+from pipeline.events.staging import StagedFile, StageTask, forget, stage_file
+from pipeline.resources.lake import Lake, LakeObject
 
 # Run tag: {hour partition key: epoch seconds when the run's claim began listing it}. A file landed
 # before that is the run's; one landed after is not (the landing sensor asks a follow-up for it).
 LISTED_TAG = "clickflow/listed"
+
 
 @dataclass
 class ClaimReport:
@@ -55,58 +57,15 @@ def _landed_at(obj: LakeObject) -> str:
     return dt.datetime.fromtimestamp(obj.modified, dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-@dataclass
-class _Landed:
-    """A candidate file read and, unless the manifest already knows its name, staged in memory:
-    the pure part of claiming, computed ahead on worker threads (nothing is written here)."""
-
-    data: bytes
-    sha: str
-    fname: schema.FileName
-    staged: tuple[bytes, transform.Staged] | transform.BadFile | None = None  # None: not computed
-
-
-def _stage_in_memory(data: bytes, fname: schema.FileName) -> tuple[bytes, transform.Staged] | transform.BadFile:
-    try:
-        staged = transform.stage(data, fname.name, fname.minute)
-    except transform.BadFile as error:
-        return error
-    # The encoded rows are what is kept: the table goes, as files wait in the read-ahead queue.
-    return staged_bytes(staged.cleaned), staged._replace(cleaned=None)
-
-
-def _stage(lake: Lake, hour: pd.Timestamp, landed: _Landed, landed_at: str) -> FileEntry:
-    """Keep one file's good rows staged and its bad rows aside; raises ``BadFile``."""
-    fname, data = landed.fname, landed.data
-    if landed.staged is None:
-        landed.staged = _stage_in_memory(data, fname)
-    if isinstance(landed.staged, transform.BadFile):
-        raise landed.staged
-    payload, staged = landed.staged
-    entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
-                      sha256=landed.sha, status="accepted", claimed_at=_now(), rows=staged.rows,
-                      rejected_rows=staged.rejected.num_rows, malformed_rows=staged.malformed_rows,
-                      extra_columns=list(staged.extra_columns), staged_key=layout.staged_key(hour, fname.name),
-                      landed_at=landed_at)
-    lake.write_bytes(entry.staged_key, payload)
-    if entry.rejected_rows:
-        rejected = staged.rejected.to_pandas()
-        reasons = rejected["reason"].value_counts().to_dict()
-        details = {"reasons": reasons}
-        if staged.malformed_rows:
-            details["expected_fields"] = len(schema.COLUMNS) + len(staged.extra_columns)
-        layout.quarantine(lake, fname.name + ".rejected.csv", rejected.to_csv(index=False).encode(),
-                          f"{len(rejected)} row(s) rejected", **details)
-        entry.reason = "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items()))
-    return entry
-
-
-def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000,
+def claim_hour(lake: Lake, hour: pd.Timestamp, engine: Engine, page_size: int = 1000,
                on_listed: Callable[[float], None] | None = None) -> ClaimReport:
     """Move the hour's landed files to ``raw/`` and record them; call under the hour's lock.
 
-    ``on_listed`` is told when the listing of ``landing/`` began (epoch seconds), once it is done:
-    every file landed before then is this claim's.
+    The engine stages the files (reads, checks, writes their rows beside: the work, on worker
+    threads, processes or executors); this thread then decides, file by file in listing order,
+    what each becomes, and alone moves, quarantines and records, so a killed claim leaves
+    nothing a later one cannot repair. ``on_listed`` is told when the listing of ``landing/``
+    began (epoch seconds), once it is done: every file landed before then is this claim's.
     """
     report = ClaimReport()
     manifest = Manifest.load(lake, hour)
@@ -124,43 +83,61 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000,
         # hour again if the run dies (t2_hour clears it once the hour is complete).
         lake.write_text(layout.pending_key(hour), _now())
 
-    known_before = dict(manifest.files)
+    tasks = [StageTask(obj.key, hour, checksum_only=obj.name in manifest.files) for obj, _ in candidates]
+    durable = []  # written by staging, referred to by the manifest: synced before it is saved
 
-    def read(candidate: tuple[LakeObject, bool]) -> _Landed:
-        data = lake.read_bytes(candidate[0].key)
-        landed = _Landed(data, sha256_hex(data), schema.parse_file_name(candidate[0].name))
-        if landed.fname.name not in known_before:  # the usual case: it will be staged
-            landed.staged = _stage_in_memory(data, landed.fname)
-        return landed
+    def drop(staged: StagedFile) -> None:
+        """What staging wrote for a file that is not accepted (unless it is the accepted file's
+        own, same bytes under the same key)."""
+        accepted = manifest.files.get(staged.name)
+        for key in (staged.staged_key, staged.rejected_key):
+            if key and (accepted is None or key not in (accepted.staged_key, accepted.quarantine_key)):
+                lake.delete(key)
+                forget(key)
 
-    # Reading and staging (parse, validate, clean, encode) run ahead on worker threads; every
-    # write, move and manifest change happens here, in order, as if there were no threads.
-    for (obj, already_raw), landed in zip(candidates, in_order(candidates, read)):
-        data, sha, fname = landed.data, landed.sha, landed.fname
+    for (obj, already_raw), staged in zip(candidates, engine.stage(lake, tasks)):
+        if staged.gone:
+            continue  # another claim took it between the listing and the reading
+        fname = schema.parse_file_name(staged.name)
         known = manifest.files.get(fname.name)
-        if known is not None and known.sha256 == sha:
+        if known is not None and known.sha256 == staged.sha256:
             if not already_raw:
                 lake.delete(obj.key)  # identical re-landing: its content is already held
+            drop(staged)
             report.duplicates.append(fname.name)
             continue
         if known is not None and known.status == "accepted":
             reason = (f"a different file named {fname.name} was already accepted for this minute; "
                       "land corrected data under a new name (e.g. another server suffix)")
-            layout.quarantine(lake, fname.name, data, reason, accepted_sha256=known.sha256, sha256=sha)
-            lake.delete(obj.key)
+            layout.quarantine_object(lake, obj.key, fname.name, reason, accepted_sha256=known.sha256,
+                                     sha256=staged.sha256)
+            drop(staged)
             report.quarantined[fname.name] = reason
             continue
-        try:
-            entry = _stage(lake, hour, landed, _landed_at(obj))
-        except transform.BadFile as error:
-            key = layout.quarantine(lake, fname.name, data, str(error), sha256=sha)
-            lake.delete(obj.key)
+        if known is not None:  # quarantined before; a new content under its name: staged afresh
+            staged, _ = stage_file(lake, StageTask(obj.key, hour))
+        if staged.error:
+            key = layout.quarantine_object(lake, obj.key, fname.name, staged.error, sha256=staged.sha256)
             manifest.files[fname.name] = FileEntry(
-                name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=len(data),
-                sha256=sha, status="quarantined", reason=str(error), claimed_at=_now(), quarantine_key=key,
-                landed_at=_landed_at(obj))
-            report.quarantined[fname.name] = str(error)
+                name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=staged.size,
+                sha256=staged.sha256, status="quarantined", reason=staged.error, claimed_at=_now(),
+                quarantine_key=key, landed_at=_landed_at(obj))
+            report.quarantined[fname.name] = staged.error
             continue
+        entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=staged.size,
+                          sha256=staged.sha256, status="accepted", claimed_at=_now(), rows=staged.rows,
+                          rejected_rows=staged.rejected_rows, malformed_rows=staged.malformed_rows,
+                          extra_columns=list(staged.extra_columns), staged_key=staged.staged_key,
+                          landed_at=_landed_at(obj))
+        durable.append(staged.staged_key)
+        if staged.rejected_rows:
+            details = {"reasons": staged.reasons}
+            if staged.malformed_rows:
+                details["expected_fields"] = len(schema.COLUMNS) + len(staged.extra_columns)
+            quarantined = layout.quarantine_object(lake, staged.rejected_key, fname.name + ".rejected.csv",
+                                                   f"{staged.rejected_rows} row(s) rejected", **details)
+            durable.append(quarantined)
+            entry.reason = "; ".join(f"{n} x {r}" for r, n in sorted(staged.reasons.items()))
         if not already_raw:
             lake.move(obj.key, layout.raw_key(hour, fname.name))
         manifest.files[fname.name] = entry
@@ -172,5 +149,7 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, page_size: int = 1000,
             report.extra_columns[fname.name] = entry.extra_columns
         report.bytes += entry.size
     if report.claimed or report.quarantined:
+        # The manifest refers to the staged rows: they are on disk before it is.
+        lake.sync(durable)
         manifest.save(lake, hour)
     return report

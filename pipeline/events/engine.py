@@ -1,47 +1,84 @@
 """The engine contract: what the event assets need computed, independent of where it runs.
 
-The pandas/pyarrow engine implements it with the pure functions of ``transform``; the Spark
-engine (``PIPELINE_ENGINE=spark``) with those of ``spark_transform``, which give identical
-tables (``pipeline_tests/events/test_spark_parity.py``).
+Aggregates travel as *sums* (Arrow tables of time, key, count and money units, see
+:mod:`aggregation`). The pandas/pyarrow engine computes them with :mod:`aggregation` in this
+process; the Spark engine (``PIPELINE_ENGINE=spark``) with :mod:`spark_transform`, and both give
+identical tables (``pipeline_tests/events/test_spark_parity.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from pipeline.events import transform
+from pipeline.events import aggregation, staging, workers
+from pipeline.events.staging import StagedFile, StageTask
+from pipeline.resources.lake import Lake
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+Sums = dict[tuple[str, str], pa.Table]  # (event, dimension) -> time, key, count, units
+Totals = dict[str, tuple[int, float]]  # event -> (rows, sum of prices), counted from rows
+
 
 class Engine(Protocol):
     name: str
 
-    def minute_aggregates(self, cleaned: pd.DataFrame, events: Sequence[str], dimensions: Sequence[str],
-                          kept: np.ndarray | None = None) -> dict[tuple[str, str], pd.DataFrame]:
-        """Accepted, cleaned rows of some minutes -> per (event, dimension) minute aggregates.
+    def stage(self, lake: Lake, tasks: Sequence[StageTask]) -> Iterator[StagedFile]:
+        """``staging.stage_file`` of each task, yielded in task order: claiming's pure part."""
 
-        ``kept``: ``transform.kept_by_dedupe(cleaned)`` if the caller has it (an engine may use
-        it or dedupe itself)."""
+    def minute_sums(self, lake: Lake, chunks: Sequence[Sequence[str]], events: Sequence[str],
+                    dimensions: Sequence[str], after: pd.Timestamp | None = None) -> Iterator[tuple[Sums, Totals]]:
+        """For each chunk of staged keys (the files of whole minutes), in order: the per (event,
+        dimension) minute sums of its rows (views deduplicated) and ``aggregation.row_totals`` of
+        the rows of minutes after ``after``."""
 
-    def merge(self, partials: pd.DataFrame, event: str, dimension: str, time_col: str) -> pd.DataFrame:
-        """Partial aggregates sharing a key -> one row per key (counts add, averages weighted)."""
+    def hour_sums(self, minutes: Sequence[pa.Table], key_type: pa.DataType) -> pa.Table:
+        """Minute sums of one (event, dimension) -> one row per (hour, key)."""
 
 
 class PandasEngine:
+    """pandas and pyarrow on this machine: small work on threads of this process (rows staged
+    here are handed to t1 in memory), large work on worker processes (every core, no GIL)."""
+
     name = "pandas"
 
-    def minute_aggregates(self, cleaned, events, dimensions, kept=None):
-        return transform.aggregate_minutes(cleaned, events, dimensions, kept)
+    def stage(self, lake, tasks):
+        if workers.wanted(len(tasks), workers.PROCESSES_FROM):
+            yield from workers.in_order(functools.partial(staging.stage_in_worker, lake.reopen()), tasks)
+            return
 
-    def merge(self, partials, event, dimension, time_col):
-        return transform.merge_partials(partials, event, dimension, time_col)
+        def stage_here(task: StageTask) -> StagedFile:
+            report, cleaned = staging.stage_file(lake, task)
+            if cleaned is not None:
+                staging.hand_off(report.staged_key, cleaned)
+            return report
+
+        yield from staging.in_order(tasks, stage_here)
+
+    def minute_sums(self, lake, chunks, events, dimensions, after=None):
+        events, dimensions = tuple(events), tuple(dimensions)
+        if workers.wanted(len(chunks), 2):
+            work = functools.partial(_sums_in_worker, lake.reopen(), events, dimensions, after)
+            yield from workers.in_order(work, [tuple(chunk) for chunk in chunks])
+            return
+        for chunk in chunks:
+            yield aggregation.sums_and_totals(staging.read_chunk(lake, chunk), events, dimensions, after)
+
+    def hour_sums(self, minutes, key_type):
+        return aggregation.merge_sums(minutes, key_type, hourly=True)
+
+
+def _sums_in_worker(spec, events, dimensions, after, chunk) -> tuple[Sums, Totals]:
+    """``minute_sums`` of one chunk in a worker process, on the lake ``spec`` names."""
+    return aggregation.sums_and_totals(staging.read_chunk(staging.worker_lake(spec), chunk), events,
+                                       dimensions, after)
 
 
 class SparkEngine:
@@ -57,20 +94,26 @@ class SparkEngine:
         """The run's session (started now if it is the first use)."""
         return self._session()
 
-    def minute_aggregates(self, cleaned, events, dimensions, kept=None):
-        # ``kept`` is not used: the dedupe is part of what Spark computes (and of its parity test).
-        if cleaned.empty:
-            return transform.aggregate_minutes(cleaned, events, dimensions)
+    def stage(self, lake, tasks):
+        yield from PandasEngine().stage(lake, tasks)
+
+    def minute_sums(self, lake, chunks, events, dimensions, after=None):
         from pipeline.events import spark_transform
 
-        return spark_transform.aggregate_minutes(self._session(), cleaned, events, dimensions)
+        for chunk in chunks:
+            cleaned = staging.read_chunk(lake, chunk)
+            if not cleaned.num_rows:
+                yield aggregation.sums_and_totals(cleaned, events, dimensions, after)
+                continue
+            yield (spark_transform.minute_sums(self._session(), cleaned, events, dimensions),
+                   aggregation.row_totals(cleaned, events, None, after))
 
-    def merge(self, partials, event, dimension, time_col):
-        if partials.empty:
-            return transform.merge_partials(partials, event, dimension, time_col)
+    def hour_sums(self, minutes, key_type):
+        if not any(part.num_rows for part in minutes):
+            return aggregation.merge_sums(minutes, key_type, hourly=True)
         from pipeline.events import spark_transform
 
-        return spark_transform.merge_partials(self._session(), partials, event, dimension, time_col)
+        return spark_transform.hour_sums(self._session(), minutes, key_type)
 
 
 def get_engine(name: str, *, spark: Any = None, master: str = "local[*]") -> Engine:
@@ -94,9 +137,10 @@ def engine_for(settings: Settings) -> Engine:
 
 
 def hour_chunks(hours: list[pd.Timestamp], engine: Engine) -> list[list[pd.Timestamp]]:
-    """A long backfill range in pieces: a day for pandas, a week for Spark (one job each).
+    """A long backfill range in pieces: six hours for pandas, a week for Spark (one job each).
 
-    Bounds memory and the advisory locks held at once (one per hour) however long the range.
+    Bounds memory (a chunk's new minute aggregates wait for its transaction to commit) and the
+    advisory locks held at once (one per hour) however long the range.
     """
-    size = 168 if engine.name == "spark" else 24
+    size = 168 if engine.name == "spark" else 6
     return [hours[i:i + size] for i in range(0, len(hours), size)]

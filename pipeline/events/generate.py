@@ -1,11 +1,13 @@
 """Synthetic event files in the seed's schema, shaped like a real store's traffic.
 
 The platform is tested, demonstrated and benchmarked on these files, so what matters is the
-shape the transforms must cope with, not the values: a few products take most of the traffic
-(Zipf-like), sessions view the same product several times within a minute (view dedupe has
-work to do), brand and category code are often missing (the cleaning fallbacks are exercised),
-category codes have one to three levels, and every server writes one file per minute whose
-events all fall inside that minute.
+shape the transforms must cope with, not the values. The default shape (``shape="realistic"``,
+``pipeline/events/shape.py``) follows the public data set's October 2019 month: a catalogue of
+200,000 products with Zipf-like popularity, ~3,400 brands and ~130 category codes, 30 % of events
+without category_code and 15 % without brand, 96 % views, and sessions of ~4.6 events over a few
+minutes whose events are spread over the servers; sessions view the same product again within a
+minute, so view dedupe has work. ``shape="simple"`` is the project's first, easier shape. Every
+server writes one file per minute whose events all fall inside that minute.
 
 Every random draw of minute ``m`` comes from a generator seeded by ``(seed, m)`` and every
 session's attributes from ``(seed, session block)``, so a configuration always yields the same
@@ -27,87 +29,34 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
-EVENT_TYPES = ("view", "cart", "remove_from_cart", "purchase")
-EVENT_SHARES = (0.90, 0.05, 0.02, 0.03)
-_VIEW = EVENT_TYPES.index("view")
-MISSING_BRAND_SHARE = 0.15  # of events, not of products: popular products count more
-MISSING_CATEGORY_CODE_SHARE = 0.30
-# A view repeats the session's previous product with this chance; cart, removal and purchase
-# always act on it (when the session has an earlier event in the minute).
-VIEW_REPEAT_CHANCE = 0.3
-EVENTS_PER_SESSION_MINUTE = 4
-SESSION_MINUTES = 5
-PROMOTION_CHANCE = 0.05  # an event priced below the product's base price (at most 15% off)
+from pipeline.events.catalog import Catalog, build_catalog, distinct_ids
+from pipeline.events.shape import EVENT_TYPES, SHAPES, Shape
 
-_ZIPF_EXPONENT = 1.1
-_ZIPF_OFFSET = 10.0  # Zipf-Mandelbrot: the head is heavy but no single product dominates
+HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+_VIEW = EVENT_TYPES.index("view")
 _SESSION_BLOCK = 1024
-_UNNAMED_CATEGORIES = 40
-_LONG_TAIL_BRANDS = 400
 _CHUNK_EVENTS = 250_000  # rendering batch: bounds memory, does not change the output
 GZIP_LEVEL = 3  # twice as fast as the default 6 for 10% larger files; mtime=0 keeps bytes reproducible
 
 # Streams of independent random numbers, so that adding a draw to one never shifts another.
-_CATALOG_STREAM, _SESSION_STREAM, _MINUTE_STREAM = 1, 2, 3
-
-# top level -> (typical price, its codes from most to least popular, its brands from most to least sold).
-_TAXONOMY: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {
-    "electronics": (
-        250.0,
-        ("electronics.smartphone", "electronics.audio.headphone", "electronics.video.tv",
-         "electronics.clocks", "electronics.tablet", "electronics.camera.photo", "electronics"),
-        ("samsung", "apple", "xiaomi", "huawei", "sony", "lg", "jbl", "oppo"),
-    ),
-    "appliances": (
-        150.0,
-        ("appliances.kitchen.refrigerators", "appliances.kitchen.washer", "appliances.environment.vacuum",
-         "appliances.kitchen.kettle", "appliances.environment.air_conditioner", "appliances.iron"),
-        ("bosch", "samsung", "lg", "indesit", "beko", "philips", "tefal", "redmond"),
-    ),
-    "computers": (
-        450.0,
-        ("computers.notebook", "computers.desktop", "computers.peripherals.printer",
-         "computers.peripherals.mouse", "computers.components.videocards"),
-        ("lenovo", "hp", "asus", "acer", "dell", "logitech", "msi"),
-    ),
-    "apparel": (
-        40.0,
-        ("apparel.shoes", "apparel", "apparel.shoes.keds", "apparel.costume", "apparel.jeans"),
-        ("nike", "adidas", "puma", "reebok", "levis", "respect"),
-    ),
-    "furniture": (
-        180.0,
-        ("furniture.living_room.sofa", "furniture.bedroom.bed", "furniture.kitchen.table", "furniture"),
-        ("ikea", "askona", "brw", "sonline"),
-    ),
-    "kids": (30.0, ("kids.toys", "kids", "kids.carriage"), ("lego", "chicco", "hasbro", "mattel")),
-    "sport": (120.0, ("sport.bicycle", "sport.trainer"), ("stels", "forward", "nordictrack")),
-    "construction": (
-        80.0, ("construction.tools.drill", "construction.tools.saw"), ("makita", "dewalt", "bosch")
-    ),
-    "auto": (
-        60.0, ("auto.accessories.player", "auto.accessories.compressor"), ("pioneer", "alpine", "kenwood")
-    ),
-    "accessories": (25.0, ("accessories.bag", "accessories.umbrella"), ("samsonite", "xiaomi", "tigernu")),
-}
-_UNNAMED_PRICE = 30.0
-_SYLLABLES = ("ka", "lo", "mi", "ro", "ve", "ta", "ni", "so", "ber", "lux", "tan", "ko", "pra", "del", "vi",
-              "ma", "sen", "tro", "fa", "gel", "ri", "on", "ex", "al", "zo", "ny", "qu", "pe", "dor", "sta")
+_CATALOG_STREAM, _SESSION_STREAM, _MINUTE_STREAM, _USER_STREAM = 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """What to generate. ``events_per_minute`` is the exact total over all servers."""
+    """What to generate. ``events_per_minute`` is the exact total over all servers; ``products``
+    and ``users`` default to the shape's (realistic: 200,000 products, users in proportion to the
+    events as in the public data set; simple: 5,000 and 20,000)."""
 
     start: dt.datetime  # UTC and minute aligned; a naive value is read as UTC
     minutes: int = 60
     events_per_minute: int = 2000
     servers: int = 4
-    products: int = 5000
-    users: int = 20000
+    products: int | None = None
+    users: int | None = None
     seed: int = 0
     gzip: bool = False
+    shape: str = "realistic"
 
     def __post_init__(self) -> None:
         start = self.start if self.start.tzinfo else self.start.replace(tzinfo=dt.timezone.utc)
@@ -115,6 +64,15 @@ class GeneratorConfig:
         if start.second or start.microsecond:
             raise ValueError(f"start must be a whole minute, got {self.start.isoformat()}")
         object.__setattr__(self, "start", start)
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, got {self.shape!r}")
+        profile = SHAPES[self.shape]
+        if self.products is None:
+            object.__setattr__(self, "products", profile.products)
+        if self.users is None:
+            events = self.minutes * self.events_per_minute
+            users = profile.default_users or round(events * profile.users_per_event)
+            object.__setattr__(self, "users", max(1, users))
         for name in ("minutes", "servers", "products", "users"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -125,6 +83,10 @@ class GeneratorConfig:
             )
         if self.seed < 0:
             raise ValueError(f"seed must be 0 or more, got {self.seed}")
+
+    @property
+    def profile(self) -> Shape:
+        return SHAPES[self.shape]
 
     @property
     def total_events(self) -> int:
@@ -162,123 +124,51 @@ def write_files(
     return paths
 
 
-# --- catalog and sessions -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Catalog:
-    cumulative_weight: np.ndarray  # product index 0 is the most popular
-    product_id: np.ndarray
-    category_id: np.ndarray
-    category_code: pa.Array  # null where the store has no code for the category
-    brand: pa.Array  # null where the product has no brand
-    price_cents: np.ndarray
-    user_ids: np.ndarray
+# --- sessions -------------------------------------------------------------------------------
 
 
 def _rng(seed: int, stream: int, index: int = 0) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, stream, index])))
 
 
-def _distinct_ids(rng: np.random.Generator, n: int, base: int, max_gap: int) -> np.ndarray:
-    """``n`` distinct increasing ids above ``base``, irregularly spaced like real ones."""
-    return base + np.cumsum(rng.integers(1, max_gap, n, dtype=np.int64))
+def _user_ids(config: GeneratorConfig) -> np.ndarray:
+    """Nine-digit ids like the seed's, however many users."""
+    gap = min(3000, 900_000_000 // config.users)
+    return distinct_ids(_rng(config.seed, _USER_STREAM), config.users, 500_000_000, gap)
 
 
-def _subset_with_weight(weights: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
-    """A random set of items whose weights add up to ``share`` of the total, as closely as possible.
-
-    Missing values are a property of a product, but the contract's shares are shares of events:
-    drawing products at random would let the few heavy products swing the event share widely.
-    """
-    gap = share * weights.sum()
-    chosen = np.zeros(len(weights), dtype=bool)
-    order = rng.permutation(len(weights))
-    for _ in range(8):  # each pass fills the gap left by the previous one with smaller items
-        candidates = order[~chosen[order] & (weights[order] <= gap)]
-        if len(candidates) == 0:
-            break
-        taken = candidates[np.cumsum(weights[candidates]) <= gap]
-        chosen[taken] = True
-        gap -= weights[taken].sum()
-    return chosen
+def _new_sessions_per_minute(config: GeneratorConfig) -> int:
+    return max(1, round(config.events_per_minute / config.profile.session_events))
 
 
-def _brand_names(rng: np.random.Generator, n: int) -> list[str]:
-    names: dict[str, None] = {}
-    while len(names) < n:
-        parts = rng.choice(len(_SYLLABLES), rng.integers(2, 4))
-        names["".join(_SYLLABLES[p] for p in parts)] = None
-    return list(names)
-
-
-def _zipf_choice(rng: np.random.Generator, size: int, n: int, exponent: float = 0.8) -> np.ndarray:
-    weights = 1.0 / np.arange(1, size + 1) ** exponent
-    return rng.choice(size, n, p=weights / weights.sum())
-
-
-def _catalog(config: GeneratorConfig) -> _Catalog:
-    rng = _rng(config.seed, _CATALOG_STREAM)
-    n = config.products
-    ranks = np.arange(1, n + 1, dtype=np.float64)
-    weights = (ranks + _ZIPF_OFFSET) ** -_ZIPF_EXPONENT
-
-    codes = [code for _, codes, _ in _TAXONOMY.values() for code in codes]
-    code_top = [top for top, (_, tops_codes, _) in _TAXONOMY.items() for _ in tops_codes]
-    named_ids = _distinct_ids(rng, len(codes), 2053013550000000000, 10**12)
-    unnamed_ids = _distinct_ids(rng, _UNNAMED_CATEGORIES, 2110187000000000000, 10**12)
-
-    no_code = _subset_with_weight(weights, MISSING_CATEGORY_CODE_SHARE, rng)
-    no_brand = _subset_with_weight(weights, MISSING_BRAND_SHARE, rng)
-    code_index = _zipf_choice(rng, len(codes), n)
-    unnamed_index = rng.integers(0, _UNNAMED_CATEGORIES, n)
-    category_id = np.where(no_code, unnamed_ids[unnamed_index], named_ids[code_index])
-    product_code = [None if missing else codes[i] for missing, i in zip(no_code, code_index)]
-
-    long_tail = _brand_names(rng, _LONG_TAIL_BRANDS)
-    from_pool = rng.random(n) < 0.7
-    tail_pick = rng.integers(0, _LONG_TAIL_BRANDS, n)
-    pool_skew = rng.random(n) ** 2  # the pool's first brands sell most
-    typical = np.full(n, _UNNAMED_PRICE)
-    brands: list[str | None] = []
-    for i in range(n):  # per product, not per event: a few thousand items
-        brand = long_tail[tail_pick[i]]
-        if not no_code[i]:
-            price, _, pool = _TAXONOMY[code_top[code_index[i]]]
-            typical[i] = price
-            if from_pool[i]:
-                brand = pool[int(len(pool) * pool_skew[i])]
-        brands.append(None if no_brand[i] else brand)
-    price_cents = np.maximum(50, np.round(typical * rng.lognormal(0.0, 0.8, n) * 100)).astype(np.int64)
-
-    return _Catalog(
-        cumulative_weight=np.cumsum(weights),
-        product_id=rng.permutation(_distinct_ids(rng, n, 1_000_000, 4000)),  # popularity does not follow id
-        category_id=category_id.astype(np.int64),
-        category_code=pa.array(product_code, pa.string()),
-        brand=pa.array(brands, pa.string()),
-        price_cents=price_cents,
-        user_ids=_distinct_ids(rng, config.users, 500_000_000, 3000),
-    )
-
-
-def _active_sessions(config: GeneratorConfig) -> int:
-    return max(1, -(-config.events_per_minute // EVENTS_PER_SESSION_MINUTE))
-
-
-def _first_session(config: GeneratorConfig, minute: int) -> int:
-    """Sessions form a sliding window: each stays active for ``SESSION_MINUTES`` minutes."""
-    return minute * _active_sessions(config) // SESSION_MINUTES
+def _session_range(config: GeneratorConfig, minute: int) -> tuple[int, int]:
+    """Sessions that may have events in ``minute``: those started in the ``session_minutes_max``
+    minutes up to it. Session ``g`` starts in minute ``g // per_minute - (session_minutes_max - 1)``,
+    so the first minute already has sessions under way."""
+    per_minute = _new_sessions_per_minute(config)
+    return per_minute * minute, per_minute * (minute + config.profile.session_minutes_max)
 
 
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _UUID_HEX_COLUMNS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
 
 
-def _session_block(config: GeneratorConfig, catalog: _Catalog, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Users and UUID4 texts (as an ``(n, 36)`` byte matrix) of one block of sessions."""
+@dataclass(frozen=True)
+class _Sessions:
+    """Sessions ``first .. first + len - 1``: user, id text, weight (expected share of the events)
+    and the number of minutes their events span."""
+
+    first: int
+    users: np.ndarray
+    ids: pa.Array
+    weight: np.ndarray
+    minutes: np.ndarray
+
+
+def _session_block(config: GeneratorConfig, user_ids: np.ndarray, block: int):
     rng = _rng(config.seed, _SESSION_STREAM, block)
-    users = catalog.user_ids[rng.integers(0, config.users, _SESSION_BLOCK)]
+    profile = config.profile
+    users = user_ids[rng.integers(0, config.users, _SESSION_BLOCK)]
     raw = rng.integers(0, 256, (_SESSION_BLOCK, 16), dtype=np.uint8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
@@ -286,38 +176,47 @@ def _session_block(config: GeneratorConfig, catalog: _Catalog, block: int) -> tu
     hexed[:, 0::2], hexed[:, 1::2] = _HEX[raw >> 4], _HEX[raw & 0x0F]
     text = np.full((_SESSION_BLOCK, 36), ord("-"), dtype=np.uint8)
     text[:, _UUID_HEX_COLUMNS] = hexed
-    return users, text
+    exponential = rng.exponential(1.0, _SESSION_BLOCK)
+    weight = exponential if profile.session_weights == "exponential" else np.ones(_SESSION_BLOCK)
+    span = rng.integers(1, profile.session_minutes_max + 1, _SESSION_BLOCK)
+    minutes = span if profile.random_session_minutes else np.full(_SESSION_BLOCK, profile.session_minutes_max)
+    return users, text, weight, minutes
 
 
-def _sessions(
-    config: GeneratorConfig, catalog: _Catalog, first: int, stop: int
-) -> tuple[np.ndarray, pa.Array]:
-    """User ids and session ids of sessions ``first .. stop - 1``."""
+def _sessions(config: GeneratorConfig, user_ids: np.ndarray, first: int, stop: int) -> _Sessions:
     blocks = range(first // _SESSION_BLOCK, (stop - 1) // _SESSION_BLOCK + 1)
-    parts = [_session_block(config, catalog, block) for block in blocks]
+    parts = list(zip(*(_session_block(config, user_ids, block) for block in blocks)))
     skip = first - blocks[0] * _SESSION_BLOCK
-    users = np.concatenate([users for users, _ in parts])[skip : skip + stop - first]
-    text = np.concatenate([text for _, text in parts])[skip : skip + stop - first]
+    users, text, weight, minutes = (np.concatenate(p)[skip : skip + stop - first] for p in parts)
     offsets = np.arange(0, 36 * (len(text) + 1), 36, dtype=np.int32)
     ids = pa.StringArray.from_buffers(len(text), pa.py_buffer(offsets), pa.py_buffer(text.tobytes()))
-    return users, ids
+    return _Sessions(first, users, ids, weight, minutes)
 
 
 # --- events ---------------------------------------------------------------------------------
 
 
-def _minute_events(config: GeneratorConfig, catalog: _Catalog, minute: int) -> dict[str, np.ndarray]:
+def _minute_events(
+    config: GeneratorConfig, catalog: Catalog, sessions: _Sessions, minute: int
+) -> dict[str, np.ndarray]:
     """All events of one minute, ordered by server then time."""
+    profile = config.profile
     rng = _rng(config.seed, _MINUTE_STREAM, minute)
     n = config.events_per_minute
-    session = _first_session(config, minute) + rng.integers(0, _active_sessions(config), n)
+    lo, hi = _session_range(config, minute)
+    local = slice(lo - sessions.first, hi - sessions.first)
+    age = minute - (np.arange(lo, hi) // _new_sessions_per_minute(config) - (profile.session_minutes_max - 1))
+    minutes = sessions.minutes[local]
+    # A session's weight is spread evenly over its minutes; ended sessions weigh nothing.
+    share = np.cumsum(np.where(age < minutes, sessions.weight[local] / minutes, 0.0))
+    session = lo + np.minimum(np.searchsorted(share, rng.random(n) * share[-1], side="right"), hi - lo - 1)
     second = rng.integers(0, 60, n)
-    kind = np.searchsorted(np.cumsum(EVENT_SHARES)[:-1], rng.random(n), side="right")
+    kind = np.searchsorted(np.cumsum(profile.event_shares)[:-1], rng.random(n), side="right")
     cumulative = catalog.cumulative_weight
     product = np.searchsorted(cumulative, rng.random(n) * cumulative[-1], side="right")
     product = np.minimum(product, len(cumulative) - 1)  # guards the float edge u * total == total
-    view_repeats = rng.random(n) < VIEW_REPEAT_CHANCE  # independent draws: row order does not matter
-    promoted = rng.random(n) < PROMOTION_CHANCE
+    view_repeats = rng.random(n) < profile.view_repeat_chance  # independent draws: row order does not matter
+    promoted = rng.random(n) < profile.promotion_chance
     discount = rng.uniform(0.85, 0.99, n)
     balancer = rng.permutation(n)
 
@@ -341,9 +240,12 @@ def _minute_events(config: GeneratorConfig, catalog: _Catalog, minute: int) -> d
     }
 
 
-def _render(config: GeneratorConfig, catalog: _Catalog, minutes: range) -> bytes:
+def _render(config: GeneratorConfig, catalog: Catalog, user_ids: np.ndarray, minutes: range) -> bytes:
     """CSV body (no header) of the given minutes, one line per event, in file order."""
-    parts = [_minute_events(config, catalog, m) for m in minutes]
+    first, _ = _session_range(config, minutes.start)
+    _, stop = _session_range(config, minutes.stop - 1)
+    sessions = _sessions(config, user_ids, first, stop)
+    parts = [_minute_events(config, catalog, sessions, m) for m in minutes]
     events = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     rows = len(events["second"])
     # Format each second of the chunk once, then pick per row: strftime per row is the slow part.
@@ -351,9 +253,6 @@ def _render(config: GeneratorConfig, catalog: _Catalog, minutes: range) -> bytes
     times = pc.strftime(pa.array(chunk_seconds, pa.timestamp("s", tz="UTC")), format="%Y-%m-%d %H:%M:%S UTC")
     minute_of_row = np.repeat(np.arange(len(minutes)), config.events_per_minute)
 
-    first = _first_session(config, minutes.start)
-    stop = _first_session(config, minutes.stop - 1) + _active_sessions(config)
-    users, session_ids = _sessions(config, catalog, first, stop)
     local_session = events["session"] - first
     product = pa.array(events["product"])
     prices = np.zeros((rows, 2), dtype=np.int64)  # decimal128: low word = cents, high word = 0
@@ -367,8 +266,8 @@ def _render(config: GeneratorConfig, catalog: _Catalog, minutes: range) -> bytes
         "category_code": catalog.category_code.take(product),
         "brand": catalog.brand.take(product),
         "price": pa.Array.from_buffers(pa.decimal128(15, 2), rows, [None, pa.py_buffer(prices)]),
-        "user_id": users[local_session],
-        "user_session": session_ids.take(pa.array(local_session)),
+        "user_id": sessions.users[local_session],
+        "user_session": sessions.ids.take(pa.array(local_session)),
     })
     sink = io.BytesIO()
     pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="none"))
@@ -376,7 +275,8 @@ def _render(config: GeneratorConfig, catalog: _Catalog, minutes: range) -> bytes
 
 
 def _generate(config: GeneratorConfig) -> Iterator[tuple[str, bytes, int]]:
-    catalog = _catalog(config)
+    catalog = build_catalog(config.profile, config.products, _rng(config.seed, _CATALOG_STREAM))
+    user_ids = _user_ids(config)
     header = (HEADER + "\n").encode()
     per_chunk = max(1, _CHUNK_EVENTS // config.events_per_minute)
     # Rows come in (minute, server) order and the round-robin gives each server a fixed count.
@@ -385,7 +285,7 @@ def _generate(config: GeneratorConfig) -> Iterator[tuple[str, bytes, int]]:
     ).tolist()
     for chunk_start in range(0, config.minutes, per_chunk):
         minutes = range(chunk_start, min(config.minutes, chunk_start + per_chunk))
-        body = _render(config, catalog, minutes)
+        body = _render(config, catalog, user_ids, minutes)
         line_ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n")) + 1
         start = 0
         rows_done = 0

@@ -3,10 +3,12 @@ state once raw -> t1 -> t2 is complete."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pandas as pd
 
-from pipeline.events import layout, transform
-from pipeline.events.aggregates import empty_long, from_long, read_aggregates
+from pipeline.events import aggregation, layout
+from pipeline.events.aggregates import key_type, read_aggregates, read_state
 from pipeline.events.clock import newest_t1_minute, t2_cutoff
 from pipeline.events.engine import Engine, engine_for
 from pipeline.events.layout import Manifest, hour_lock_name
@@ -16,34 +18,49 @@ from pipeline.resources.warehouse import Warehouse
 from pipeline.settings import Settings
 
 
+@dataclass
+class HourReport:
+    rows: int = 0
+    # (hour, event, dimension) -> (count, money units) of the hour's minute aggregates: what the
+    # t2 check compares the table with. Hours outside the t2 window are absent (no rows expected).
+    minute_totals: dict[tuple[pd.Timestamp, str, str], tuple[int, int]] = field(default_factory=dict)
+
+
 def rebuild_hours(lake: Lake, warehouse: Warehouse, settings: Settings, hours: list[pd.Timestamp],
-                  engine: Engine | None = None) -> int:
-    """Replace the hours' t2 rows with the merge of their minute aggregates; returns rows written.
+                  engine: Engine | None = None) -> HourReport:
+    """Replace the hours' t2 rows with the merge of their minute aggregates.
 
     One merge per table for all the hours (one Spark query per table for a backfill range) and one
     transaction, under the hours' locks. Hours older than the t2 window get no rows.
     """
     engine = engine or engine_for(settings)
-    written = 0
+    report = HourReport()
     with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
         newest = newest_t1_minute(warehouse, settings)
         cutoff = None if newest is None else t2_cutoff(newest, settings)
-        longs = [read_aggregates(lake, hour)[0] for hour in hours if cutoff is None or hour > cutoff]
-        long = pd.concat([df for df in longs if len(df)] or [empty_long()], ignore_index=True)
+        by_hour = {hour: read_aggregates(lake, hour)[0] for hour in hours if cutoff is None or hour > cutoff}
         hours_py = [hour.to_pydatetime() for hour in hours]
         with warehouse.connect() as conn, conn.transaction():
             for event, dimension in pairs(settings.events, settings.dimensions):
-                minutes = from_long(long, event, dimension)
-                hourly = engine.merge(transform.to_hour(minutes), event, dimension, "hour")
-                written += warehouse.replace_slice(t2_table(event, dimension), "hour", hours_py, hourly, conn)
-    return written
+                minutes = [sums[(event, dimension)] for sums in by_hour.values() if (event, dimension) in sums]
+                for hour, sums in by_hour.items():
+                    part = sums.get((event, dimension))
+                    report.minute_totals[(hour, event, dimension)] = (
+                        aggregation.totals(part) if part is not None else (0, 0))
+                hourly = engine.hour_sums(minutes, key_type(dimension))
+                spec = t2_table(event, dimension)
+                warehouse.delete_where(conn, spec, {"hour": hours_py})
+                values = aggregation.metrics(hourly["count"].to_numpy(), hourly["units"].to_numpy(), event, dimension)
+                report.rows += warehouse.copy_columns(
+                    conn, spec, {"hour": hourly["time"], dimension: hourly["key"], **values}, hourly.num_rows)
+    return report
 
 
 def clear_pending_if_current(lake: Lake, warehouse: Warehouse, settings: Settings, hour: pd.Timestamp) -> bool:
     """Drop the hour's pending marker once every accepted file is in its aggregates (call under
     the hour's lock): a claim by another run since this run's t1 keeps the marker."""
     wanted = Manifest.load(lake, hour).accepted_by_minute()
-    _, state = read_aggregates(lake, hour)
+    state = read_state(lake, hour)
     newest = newest_t1_minute(warehouse, settings)
     cutoff = None if newest is None else t2_cutoff(newest, settings)
     behind = [m for m, files in wanted.items()

@@ -2,7 +2,7 @@
 
     landing/<file>                     files as they arrive (the sensor watches this prefix)
     raw/<hour>/<file>                  claimed files, deleted only once archived and verified
-    staged/<hour>/<file>.arrow         the file's accepted rows, typed and cleaned (read by t1)
+    staged/<hour>/<file>.<sha>.arrow   the file's accepted rows, typed and cleaned (read by t1)
     manifests/<hour>.json              what was claimed for the hour: sizes, checksums, rows, verdicts
     aggregates/<hour>.parquet          the hour's minute aggregates (t2 is rebuilt from these)
     pending/<hour>                     claimed files not yet through t1 and t2 (a killed run leaves it)
@@ -55,10 +55,11 @@ def raw_key(hour: pd.Timestamp, name: str) -> str:
     return f"raw/{slug(hour)}/{name}"
 
 
-def staged_key(hour: pd.Timestamp, name: str) -> str:
-    """Arrow IPC (zstd): written once and read whole by t1 (a minute at a time), where it is 2-3x
-    faster than Parquet on 10,000-row files; Parquet stays the format of what is kept."""
-    return f"staged/{slug(hour)}/{name}.arrow"
+def staged_key(hour: pd.Timestamp, name: str, sha256: str) -> str:
+    """Arrow IPC: written once and read whole by t1 (a minute at a time), where it is several
+    times faster than Parquet on 10,000-row files; Parquet stays the format of what is kept. The
+    checksum in the key makes a key hold one content only, so staging can run ahead of claiming."""
+    return f"staged/{slug(hour)}/{name}.{sha256[:16]}.arrow"
 
 
 def manifest_key(hour: pd.Timestamp) -> str:
@@ -77,12 +78,32 @@ def hour_of_slug(text: str) -> pd.Timestamp:
     return pd.Timestamp(dt.datetime.strptime(text, "%Y-%m-%d-%H"), tz="UTC")
 
 
+def rejected_key(hour: pd.Timestamp, name: str, sha256: str) -> str:
+    """A staged file's rejected rows (CSV), until claiming moves them into quarantine/."""
+    return f"staged/{slug(hour)}/{name}.{sha256[:16]}.rejected.csv"
+
+
+def _quarantine_key(name: str) -> str:
+    return f"quarantine/{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%f')}-{name}"
+
+
+def _reason(lake: Lake, key: str, name: str, reason: str, details: dict) -> None:
+    lake.write_text(key + ".reason.json", json.dumps({"file": name, "reason": reason, **details}, indent=2))
+
+
 def quarantine(lake: Lake, name: str, data: bytes, reason: str, **details) -> str:
     """Keep an unusable file with a machine- and human-readable reason next to it."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    key = f"quarantine/{stamp}-{name}"
+    key = _quarantine_key(name)
     lake.write_bytes(key, data)
-    lake.write_text(key + ".reason.json", json.dumps({"file": name, "reason": reason, **details}, indent=2))
+    _reason(lake, key, name, reason, details)
+    return key
+
+
+def quarantine_object(lake: Lake, source: str, name: str, reason: str, **details) -> str:
+    """``quarantine`` for an object already in the lake: moved there, its bytes never read here."""
+    key = _quarantine_key(name)
+    lake.move(source, key)
+    _reason(lake, key, name, reason, details)
     return key
 
 

@@ -10,19 +10,22 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipeline.events import layout, transform
-from pipeline.events.aggregates import empty_long, read_aggregates, to_long, write_aggregates
-from pipeline.events import clock
+from pipeline.events import aggregation, clock
+from pipeline.events.aggregates import State, Sums, key_type, read_aggregates, write_aggregates
 from pipeline.events.engine import Engine, engine_for
-from pipeline.events.layout import Manifest, hour_lock_name
-from pipeline.events.staging import in_order, read_staged
-from pipeline.events.tables import t1_table
+from pipeline.events.layout import FileEntry, Manifest, hour_lock_name
+from pipeline.events.tables import pairs, t1_table
 from pipeline.resources.lake import Lake
 from pipeline.resources.warehouse import Warehouse
 from pipeline.settings import Settings
+
+# Rows computed at a time: bounds a backfill's memory, not its result; small enough that several
+# chunks keep both cores busy while the previous one is written.
+CHUNK_ROWS = 250_000
 
 
 @dataclass
@@ -39,9 +42,9 @@ class MinuteReport:
 
 @dataclass
 class _HourWork:
-    wanted: dict[str, list[str]]  # minute -> its input files, from the manifest
-    long: pd.DataFrame  # the aggregates file as it is
-    state: dict[str, list[str]]  # minute -> the files its aggregates were computed from
+    wanted: State  # minute -> its input files, from the manifest
+    sums: Sums  # the aggregates file as it is
+    state: State  # minute -> the files its aggregates were computed from
     stale: list[str]
 
 
@@ -49,25 +52,27 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
                       engine: Engine | None = None) -> MinuteReport:
     """Recompute the minutes whose input file set changed, in all the given hours at once.
 
-    A backfill range is one engine call (one Spark query), not one per hour: the stale minutes of
-    every hour are gathered under the hours' locks (taken together, in sorted order), computed
-    together, then written. Order matters for crash safety: the t1 rows of all hours are
-    replaced first (one transaction), then each hour's aggregates file with its input record. A
-    crash in between leaves those records stale, so the next call recomputes the same minutes
-    again instead of trusting half-done work.
+    The stale minutes of every hour are gathered under the hours' locks (taken together, in
+    sorted order) and computed a chunk of whole minutes at a time (one Spark job per chunk), each
+    chunk's t1 rows replaced as soon as it is computed, all in one transaction. Order matters for
+    crash safety: that transaction commits first, then each hour's aggregates file is written with
+    its input record. A crash in between leaves those records stale, so the next call recomputes
+    the same minutes again instead of trusting half-done work.
     """
     engine = engine or engine_for(settings)
     report = MinuteReport()
     with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
-        work, entries, manifests = {}, {}, {}
+        work: dict[pd.Timestamp, _HourWork] = {}
+        entries: dict[tuple[pd.Timestamp, str], FileEntry] = {}
+        manifests: dict[pd.Timestamp, Manifest] = {}
         for hour in hours:
             manifest = manifests[hour] = Manifest.load(lake, hour)
             entries.update({(hour, e.name): e for e in manifest.accepted()})
             wanted = manifest.accepted_by_minute()
-            long, state = read_aggregates(lake, hour)
+            sums, state = read_aggregates(lake, hour)
             stale = sorted(m for m, files in wanted.items() if state.get(m) != files)
             if stale:
-                work[hour] = _HourWork(wanted, long, state, stale)
+                work[hour] = _HourWork(wanted, sums, state, stale)
         if not work:
             return report
 
@@ -82,31 +87,32 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
         if not work:
             return report
 
-        # pandas: a bounded number of rows in memory at a time (minutes are independent);
-        # Spark: the whole range in one job.
-        budget = None if engine.name == "spark" else CHUNK_ROWS
-        aggregates, report.expected, report.files = _compute_in_chunks(
-            lake, work, entries, engine, settings, budget, t1_cutoff)
+        fresh: dict[tuple[str, str], list[pa.Table]] = {}
+        totals: dict[str, list] = {}
+        # The engine computes chunks ahead (on worker processes, or executors) while this thread
+        # replaces the rows of the previous ones (PostgreSQL works on its own core meanwhile):
+        # one transaction, in order.
+        chunks = _chunks(work, entries, None if engine.name == "spark" else CHUNK_ROWS)
+        keys = [[entries[h, n].staged(h) for h, n in chunk] for chunk in chunks]
+        with warehouse.connect() as conn, conn.transaction():
+            results = engine.minute_sums(lake, keys, settings.events, settings.dimensions, t1_cutoff)
+            for chunk, (sums, row_totals) in zip(chunks, results):
+                report.files += len(chunk)
+                minutes = sorted({entries[h, n].minute for h, n in chunk})
+                for (event, dimension), table in sums.items():
+                    fresh.setdefault((event, dimension), []).append(table)
+                    report.t1_rows += _replace_minutes(warehouse, conn, event, dimension, minutes, table, t1_cutoff)
+                for event, (count, gmv) in row_totals.items():
+                    acc = totals.setdefault(event, [0, 0.0])
+                    acc[0] += count
+                    acc[1] += gmv
+        report.expected = {event: (int(count), gmv) for event, (count, gmv) in totals.items()}
         stale_ts = [pd.Timestamp(m) for item in work.values() for m in item.stale]
         report.in_window = [m for m in stale_ts if m > t1_cutoff]
-        stale_py = [ts.to_pydatetime() for ts in stale_ts]
-        with warehouse.connect() as conn, conn.transaction():
-            for (event, dimension), frame in aggregates.items():
-                rows = frame[frame["minute"] > t1_cutoff]
-                spec = t1_table(event, dimension)
-                report.t1_rows += warehouse.replace_slice(spec, "minute", stale_py, rows, conn)
         committed = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
-        computed = to_long(aggregates)
-        computed_hours = computed["minute"].dt.floor("h")
         for hour, item in work.items():
-            kept = item.long[~item.long["minute"].isin([pd.Timestamp(m) for m in item.stale])]
-            fresh = computed[computed_hours == hour]
-            parts = [df for df in (kept, fresh) if len(df)] or [empty_long()]
-            new_long = pd.concat(parts, ignore_index=True).sort_values(["event", "dimension", "minute", "key"])
-            new_state = {m: files for m, files in item.state.items() if m not in item.stale}
-            new_state.update({m: item.wanted[m] for m in item.stale})
-            write_aggregates(lake, hour, new_long, new_state)
+            write_aggregates(lake, hour, _hour_sums(item, fresh, hour, settings), _new_state(item))
             report.minutes += item.stale
             _mark_in_t1(lake, hour, manifests[hour], item, t1_cutoff, committed)
     return report
@@ -130,16 +136,10 @@ def _mark_in_t1(lake: Lake, hour: pd.Timestamp, manifest: Manifest, item: _HourW
         manifest.save(lake, hour)
 
 
-CHUNK_ROWS = 500_000  # rows per pandas computation: bounds a backfill's memory, not its result
-
-
-def _compute_in_chunks(lake: Lake, work: dict, entries: dict, engine: Engine, settings: Settings,
-                       budget: int | None, t1_cutoff: pd.Timestamp):
-    """Minute aggregates of every stale minute, computed a chunk of whole minutes at a time.
-
-    Returns the aggregates per (event, dimension), the reconciliation totals of the minutes
-    inside the t1 window, and how many files were read.
-    """
+def _chunks(work: dict[pd.Timestamp, _HourWork], entries: dict,
+            budget: int | None) -> list[list[tuple[pd.Timestamp, str]]]:
+    """The stale minutes' files, in chunks of whole minutes of at most ``budget`` rows (one chunk
+    without a budget: Spark computes a backfill range in one job)."""
     chunks, current, size = [], [], 0
     for hour, item in work.items():
         for minute in item.stale:
@@ -152,37 +152,44 @@ def _compute_in_chunks(lake: Lake, work: dict, entries: dict, engine: Engine, se
             size += rows
     if current:
         chunks.append(current)
-
-    parts: dict[tuple[str, str], list[pd.DataFrame]] = {}
-    totals: dict[str, list[float]] = {}
-    files = 0
-    for chunk in chunks:
-        keys = [entries[h, n].staged(h) for h, n in chunk]
-        cleaned = pd.concat(in_order(keys, lambda key: read_staged(lake, key)), ignore_index=True)
-        files += len(chunk)
-        kept = transform.kept_by_dedupe(cleaned) if "view" in settings.events else None
-        for key, frame in engine.minute_aggregates(cleaned, settings.events, settings.dimensions, kept).items():
-            parts.setdefault(key, []).append(frame)
-        for event, (count, gmv) in expected_totals(cleaned, settings.events, t1_cutoff, kept).items():
-            acc = totals.setdefault(event, [0, 0.0])
-            acc[0] += count
-            acc[1] += gmv
-        del cleaned
-    aggregates = {key: pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-                  for key, frames in parts.items()}
-    return aggregates, {event: (int(c), g) for event, (c, g) in totals.items()}, files
+    return chunks
 
 
-def expected_totals(cleaned: pd.DataFrame, events, after: pd.Timestamp | None = None,
-                    kept: np.ndarray | None = None) -> dict[str, tuple[int, float]]:
-    """Event totals of the rows of minutes after ``after``, computed from rows, not from
-    aggregates: the reference of the raw -> t1 reconciliation. ``kept``: the dedupe's mask."""
-    totals = {}
-    in_window = np.ones(len(cleaned), bool) if after is None else (cleaned["minute"] > after).to_numpy()
-    if "purchase" in events:
-        purchases = in_window & (cleaned["event_type"] == "purchase").to_numpy(bool)
-        totals["purchase"] = (int(purchases.sum()), float(cleaned["price"].to_numpy()[purchases].sum()))
-    if "view" in events:
-        kept = transform.kept_by_dedupe(cleaned) if kept is None else kept
-        totals["view"] = (int((in_window & (cleaned["event_type"] == "view").to_numpy(bool) & kept).sum()), 0.0)
-    return totals
+def _replace_minutes(warehouse: Warehouse, conn, event: str, dimension: str, minutes: list[str],
+                     sums: pa.Table, t1_cutoff: pd.Timestamp) -> int:
+    """Delete the minutes from a t1 table and COPY their rows inside the t1 window (binary)."""
+    spec = t1_table(event, dimension)
+    warehouse.delete_where(conn, spec, {"minute": [pd.Timestamp(m).to_pydatetime() for m in minutes]})
+    rows = sums.filter(pc.greater(sums["time"], pa.scalar(t1_cutoff.value, sums["time"].type)))
+    values = aggregation.metrics(rows["count"].to_numpy(), rows["units"].to_numpy(), event, dimension)
+    columns = {"minute": rows["time"], dimension: rows["key"], **values}
+    return warehouse.copy_columns(conn, spec, columns, rows.num_rows)
+
+
+def _hour_sums(item: _HourWork, fresh: dict[tuple[str, str], list[pa.Table]], hour: pd.Timestamp,
+               settings: Settings) -> Sums:
+    """The hour's aggregates file after this call: its kept minutes plus the recomputed ones."""
+    stale = pa.array([pd.Timestamp(m).value for m in item.stale], pa.int64())
+    start, end = hour.value, (hour + pd.Timedelta(hours=1)).value
+    out = {}
+    for pair in pairs(settings.events, settings.dimensions):
+        parts = []
+        old = item.sums.get(pair)
+        if old is not None and old.num_rows:
+            parts.append(old.filter(pc.invert(pc.is_in(old["time"].cast(pa.int64()), value_set=stale))))
+        for sums in fresh.get(pair, []):
+            ns = sums["time"].cast(pa.int64())
+            parts.append(sums.filter(pc.and_(pc.greater_equal(ns, start), pc.less(ns, end))))
+        parts = [p for p in parts if p.num_rows]
+        table = pa.concat_tables(parts, promote_options="permissive") if parts else None
+        if table is not None:
+            out[pair] = table.sort_by([("time", "ascending", "at_end"), ("key", "ascending", "at_end")])
+        else:
+            out[pair] = aggregation.merge_sums([], key_type(pair[1]))
+    return out
+
+
+def _new_state(item: _HourWork) -> State:
+    state = {m: files for m, files in item.state.items() if m not in item.stale}
+    state.update({m: item.wanted[m] for m in item.stale})
+    return state

@@ -1,10 +1,10 @@
 """The minute and hour transforms on Spark, for large backfills: ``transform``'s contract, bit for bit.
 
-``aggregate_minutes`` and ``merge_partials`` return the same frames as their namesakes in
-:mod:`pipeline.events.transform` (the parity test compares them with ``==``), because they make
+``minute_sums`` and ``hour_sums`` return the same sums as their namesakes in
+:mod:`pipeline.events.aggregation` (the parity test compares them with ``==``), because they make
 the same two choices:
 
-* Money is summed as int64 units of 1/10,000 (``transform.PRICE_SCALE``). Each unit count comes
+* Money is summed as int64 units of 1/10,000 (``aggregation.PRICE_SCALE``). Each unit count comes
   from the same IEEE operations in the same order as numpy's (``rint(price * 10000)``,
   ``rint(avg_price * count * 10000)``; Java's ``Math.rint`` rounds half to even like ``np.rint``),
   the sums are exact in any order, and gmv and avg_price are derived from them by the same two
@@ -12,31 +12,31 @@ the same two choices:
 * A duplicate view is resolved by content only: the earliest, then the cheapest, then the first in
   the order of every other column (missing values last); a missing user_session is one session.
 
-Inputs are pandas or Spark DataFrames; results are pandas frames with the pandas engine's columns,
-dtypes and order (time, then key). All (event, dimension) aggregates of a call come from one
-Spark query. No Dagster here.
+Inputs are Arrow tables, pandas or Spark DataFrames; results are the pandas engine's sums (and,
+for the parity tests, its frames). All (event, dimension) aggregates of a call come from one Spark
+query. No Dagster here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from pipeline.events.transform import INT_DIMENSIONS, PRICE_SCALE, TEXT, metric_columns
+from pipeline.events.aggregation import INT_DIMENSIONS, PRICE_SCALE, SUMS, metric_columns
+from pipeline.events.transform import sums_frame
 
 
-def to_spark(spark: SparkSession, frame: pd.DataFrame | DataFrame) -> DataFrame:
+def to_spark(spark: SparkSession, frame: pa.Table | pd.DataFrame | DataFrame) -> DataFrame:
     """A Spark DataFrame of ``frame``, sent through Arrow (text columns that are all missing,
     which Arrow cannot type, become strings)."""
     if isinstance(frame, DataFrame):
         return frame
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
     fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
     return spark.createDataFrame(table.cast(pa.schema(fields)))
 
@@ -52,12 +52,13 @@ def dedupe_views(rows: DataFrame) -> DataFrame:
     return numbered.where((F.col("event_type") != "view") | (F.col("_n") == 1)).drop("_n")
 
 
-def aggregate_minutes(
-    spark: SparkSession, cleaned: pd.DataFrame | DataFrame, events: Iterable[str], dimensions: Iterable[str],
-) -> dict[tuple[str, str], pd.DataFrame]:
-    """``transform.aggregate_minutes``: every (event, dimension) aggregate of cleaned rows of one
-    or many minutes. The rows are read once: each row becomes one row per dimension (its key as
-    text), so all the aggregates are one group-by and one collect."""
+def minute_sums(
+    spark: SparkSession, cleaned: pa.Table | pd.DataFrame | DataFrame, events: Iterable[str],
+    dimensions: Iterable[str],
+) -> dict[tuple[str, str], pa.Table]:
+    """``aggregation.minute_sums``: every (event, dimension) minute aggregate of cleaned rows of one
+    or many minutes, as sums. The rows are read once: each row becomes one row per dimension (its
+    key as text), so all the aggregates are one group-by and one collect."""
     events, dimensions = tuple(events), tuple(dimensions)
     for event in events:
         metric_columns(event, "")
@@ -69,14 +70,28 @@ def aggregate_minutes(
     long = rows.select(F.col("event_type").alias("event"), F.col("minute").alias("time"),
                        _units(F.col("price")).alias("units"), F.inline(keys))
     sums = long.groupBy("event", "dimension", "time", "key").agg(
-        F.count(F.lit(1)).alias("count"), F.sum("units").alias("money"))
-    table = _with_metrics(sums).toArrow()
-    out = {}
-    for event in events:
-        for dimension in dimensions:
-            at = pc.and_(pc.equal(table["event"], event), pc.equal(table["dimension"], dimension))
-            out[(event, dimension)] = _result(table.filter(at), event, dimension, "minute")
-    return out
+        F.count(F.lit(1)).alias("count"), F.sum("units").alias("units"))
+    table = sums.toArrow()
+    return {(event, dimension): _sums(table.filter(pc.and_(pc.equal(table["event"], event),
+                                                           pc.equal(table["dimension"], dimension))), dimension)
+            for event in events for dimension in dimensions}
+
+
+def hour_sums(spark: SparkSession, minutes: list[pa.Table], key_type: pa.DataType) -> pa.Table:
+    """``aggregation.merge_sums(..., hourly=True)``: minute sums of one (event, dimension) merged
+    into one row per (hour, key)."""
+    parts = [m for m in minutes if m.num_rows]
+    rows = spark.createDataFrame(pa.concat_tables(parts, promote_options="permissive"))
+    hourly = rows.select(F.date_trunc("hour", F.col("time")).alias("time"), "key", "count", "units")
+    sums = hourly.groupBy("time", "key").agg(F.sum("count").alias("count"), F.sum("units").alias("units"))
+    return _sums(sums.toArrow(), key_type)
+
+
+def aggregate_minutes(spark: SparkSession, cleaned, events: Iterable[str],
+                      dimensions: Iterable[str]) -> dict[tuple[str, str], pd.DataFrame]:
+    """``minute_sums`` as the frames of the tables (as ``transform.aggregate_minutes``)."""
+    return {(e, d): sums_frame(table, e, d, "minute")
+            for (e, d), table in minute_sums(spark, cleaned, events, dimensions).items()}
 
 
 def merge_partials(
@@ -96,36 +111,24 @@ def merge_partials(
         F.col(time_col).alias("time"), F.col(dimension).alias("key"), F.col(count).cast("long").alias("n"),
         units.alias("units"),
     )
-    sums = rows.groupBy("time", "key").agg(F.sum("n").alias("count"), F.sum("units").alias("money"))
-    return _result(_with_metrics(sums).toArrow(), event, dimension, time_col)
+    sums = rows.groupBy("time", "key").agg(F.sum("n").alias("count"), F.sum("units").alias("units"))
+    key_type = pa.int64() if dimension in INT_DIMENSIONS else pa.string()
+    return sums_frame(_sums(sums.toArrow(), key_type), event, dimension, time_col)
 
 
 def _units(amount: Column) -> Column:
-    """Money as exact int64 units: ``transform._price_units``, the same double product and rounding."""
+    """Money as exact int64 units: ``aggregation.price_units``, the same double product and rounding."""
     return F.rint(amount * F.lit(PRICE_SCALE)).cast("long")
 
 
-def _with_metrics(sums: DataFrame) -> DataFrame:
-    # long / int is a double division in Spark, as int64 / int is in numpy.
-    gmv = F.col("money") / F.lit(PRICE_SCALE)
-    return sums.select("*", gmv.alias("gmv"), (gmv / F.col("count")).alias("avg_price"))
-
-
-def _result(table: pa.Table, event: str, dimension: str, time_col: str) -> pd.DataFrame:
-    """The pandas engine's frame: time (ns, UTC), typed key, the event's metrics; sorted by both."""
-    key = table["key"]
-    if dimension in INT_DIMENSIONS:
-        keys = pd.Series(pc.cast(key, pa.int64()).to_numpy(), dtype=np.int64)
-    else:
-        keys = pd.Series(TEXT.__from_arrow__(pc.cast(key, pa.string())))
-    times = pd.Series(table["time"].to_pandas(), dtype="datetime64[ns, UTC]")
-    out = pd.DataFrame({time_col: times, dimension: keys})
-    values = {
-        "view_count": table["count"].to_numpy().astype(np.int64),
-        "purchase_count": table["count"].to_numpy().astype(np.int64),
-        "gmv": table["gmv"].to_numpy().astype(np.float64),
-        "avg_price": table["avg_price"].to_numpy().astype(np.float64),
-    }
-    for name in metric_columns(event, dimension):
-        out[name] = values[name]
-    return out.sort_values([time_col, dimension], kind="mergesort").reset_index(drop=True)
+def _sums(table: pa.Table, dimension_or_type) -> pa.Table:
+    """Spark's result as the pandas engine's sums: typed key, time in ns UTC, sorted (time, key)."""
+    key_type = dimension_or_type if isinstance(dimension_or_type, pa.DataType) else (
+        pa.int64() if dimension_or_type in INT_DIMENSIONS else pa.string())
+    out = pa.table({
+        "time": pc.cast(table["time"], SUMS.field("time").type),
+        "key": pc.cast(table["key"], key_type),
+        "count": pc.cast(table["count"], pa.int64()),
+        "units": pc.cast(table["units"], pa.int64()),
+    })
+    return out.sort_by([("time", "ascending", "at_end"), ("key", "ascending", "at_end")])

@@ -1,14 +1,9 @@
 """Pure transforms of the event stream: file bytes -> raw rows -> typed rows -> minute aggregates.
 
-No Dagster here: the assets call these functions, the tests call them alone.
-
-Two choices make every result independent of the order in which files arrive:
-
-* Money is summed exactly. Prices are counted in 1/10,000 units (``PRICE_SCALE``, the scale of
-  ``numeric(15,4)``) as int64, so a sum does not depend on the order of its terms: aggregating a
-  minute from its files in any order, and merging minute partials into an hour, give bit-identical
-  ``gmv`` and ``avg_price``. A float sum would differ in the last digits from one order to another.
-* Duplicate views are resolved by content, never by position (see ``dedupe_views``).
+No Dagster here: the assets call these functions, the tests call them alone. Parsing, validation
+and cleaning are Arrow end to end; the aggregate arithmetic (exact money sums, duplicate views
+resolved by content) lives in :mod:`aggregation`, and the DataFrame functions here are its pandas
+faces.
 
 Text columns use pandas' arrow-backed string dtype with NaN for missing values (``TEXT``, the
 ``str`` dtype that becomes the default in pandas 3): parsing and grouping stay in Arrow, without
@@ -30,16 +25,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from pipeline.events import aggregation
+from pipeline.events.aggregation import AGGREGATED_EVENTS, INT_DIMENSIONS, PRICE_SCALE
 from pipeline.events.schema import COLUMNS, EVENT_TYPES, as_utc
 
 MAX_LINE_BYTES = 1_000_000
 # A price above this is a data error, and would put exact money sums at risk of int64 overflow.
 MAX_PRICE = 1_000_000_000.0
-PRICE_SCALE = 10_000
 
 TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
-INT_DIMENSIONS = frozenset({"product_id", "category_id", "user_id"})
-AGGREGATED_EVENTS = ("purchase", "view")
 
 # Rejection reasons, in the order rows are checked: a row gets the first that applies. A line
 # whose field count differs from the header's is found while reading, before any value check.
@@ -292,7 +286,7 @@ def validate(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``validate_table`` on DataFrames (typed good rows, rejected rows with their reason)."""
     good, rejected = validate_table(pa.Table.from_pandas(raw, preserve_index=False), minute, event_types)
-    return _frame(good), _frame(rejected)
+    return as_frame(good), as_frame(rejected)
 
 
 def validate_table(
@@ -363,6 +357,9 @@ def _parse_event_time(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _parse_id(text: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """Non-negative int64 ids written as plain digits; 0 where invalid."""
     length = pc.binary_length(text)
+    if not text.null_count and len(text) and pc.max(length).as_py() < 19 and pc.all(pc.ascii_is_decimal(text)).as_py():
+        # Every value is 1 to 18 digits (the usual file): one cast, nothing to mask.
+        return pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False), np.ones(len(text), bool)
     fits = pc.less(length, 19)
     if pc.any(pc.greater_equal(length, 19)).as_py():
         at_most = pc.less_equal(text, pa.scalar(_INT64_MAX, text.type))
@@ -394,7 +391,7 @@ def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column if column.type == pa.string() else column.cast(pa.string())
 
 
-def _frame(table: pa.Table) -> pd.DataFrame:
+def as_frame(table: pa.Table) -> pd.DataFrame:
     """A table as a DataFrame with TEXT columns (zero-copy for the text)."""
     return table.to_pandas(types_mapper=_text_mapper)
 
@@ -404,7 +401,7 @@ def _frame(table: pa.Table) -> pd.DataFrame:
 
 def clean(good: pd.DataFrame) -> pd.DataFrame:
     """``clean_table`` on DataFrames."""
-    return _frame(clean_table(pa.Table.from_pandas(good, preserve_index=False)))
+    return as_frame(clean_table(pa.Table.from_pandas(good, preserve_index=False)))
 
 
 def clean_table(good: pa.Table) -> pa.Table:
@@ -476,91 +473,29 @@ def keep_events(df: pd.DataFrame, events: Sequence[str]) -> pd.DataFrame:
 
 
 def dedupe_views(df: pd.DataFrame) -> pd.DataFrame:
-    """One view per (minute, user_session, product_id): the earliest; other events untouched.
-
-    Views without a user_session count as one session (as pandas' ``dropna=False``): a user
-    viewing a product twice in a minute without a session is still one view. When several views
-    share the earliest time, the one first in a sort on price then all other columns is kept, so
-    the surviving rows depend only on the rows' content, never on file or row order (price first:
-    it is the only column an aggregate reads). Kept rows keep their index and order.
-    """
-    return df[_dedupe_mask(df)]
+    """``aggregation.kept_by_dedupe`` on a DataFrame: the rows it keeps, with their index and order."""
+    return df[kept_by_dedupe(df)]
 
 
 def kept_by_dedupe(df: pd.DataFrame) -> np.ndarray:
-    """True for every row ``dedupe_views`` keeps: for a caller that needs it more than once."""
-    return _dedupe_mask(df)
-
-
-def _dedupe_mask(df: pd.DataFrame, is_view: np.ndarray | None = None) -> np.ndarray:
     """True for every row ``dedupe_views`` keeps."""
-    if is_view is None:
-        is_view = (df["event_type"] == "view").to_numpy()
-    keep = ~is_view
-    views = np.flatnonzero(is_view)
-    # Views alone on their (minute, product_id) need no session: most rows, when minutes are short.
-    coarse = _pair_codes(_ns(df["minute"])[views], df["product_id"].to_numpy(np.int64)[views])
-    shared = np.bincount(coarse)[coarse] > 1
-    keep[views[~shared]] = True
-    views, coarse = views[shared], coarse[shared]
-    if not len(views):
-        return keep
-    sessions = _factorize(df["user_session"].iloc[views]).codes  # missing is one more session
-    group = _pair_codes(coarse, sessions)
-
-    times = _ns(df["event_time"])[views]
-    first = np.full(group.max() + 1, np.iinfo(np.int64).max)
-    np.minimum.at(first, group, times)
-    candidates = np.flatnonzero(times == first[group])
-    tied = np.bincount(group[candidates])[group[candidates]] > 1
-    keep[views[candidates[~tied]]] = True
-    if tied.any():
-        at = views[candidates[tied]]
-        ties = df.iloc[at].assign(_group=group[candidates[tied]], _position=at)
-        order = ["_group", "price", *(c for c in df.columns if c != "price")]
-        ordered = ties.sort_values(order, kind="mergesort", na_position="last")
-        keep[ordered.drop_duplicates("_group")["_position"].to_numpy()] = True
-    return keep
-
-
-def _pair_codes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Codes 0..k-1, in order of first appearance, of the (first, second) pairs of int arrays."""
-    first_codes, _ = pd.factorize(first)
-    second_codes, seen = pd.factorize(second)
-    # Both codes are below the row count n, so the pair number stays below n**2: no overflow.
-    return pd.factorize(first_codes.astype(np.int64) * max(len(seen), 1) + second_codes)[0]
-
-
-def _ns(times: pd.Series) -> np.ndarray:
-    """Nanoseconds since the epoch of a UTC datetime column."""
-    return pd.DatetimeIndex(times).as_unit("ns").asi8
+    return aggregation.kept_by_dedupe(as_table(df))
 
 
 # ----------------------------------------------------------------------------------- aggregating
+# pandas faces of :mod:`aggregation` (which works on Arrow tables), for callers and tests that
+# hold DataFrames: the frames have the tables' columns, sorted by time then key.
 
-
-def metric_columns(event: str, dimension: str) -> tuple[str, ...]:
-    if event == "view":
-        return ("view_count", "avg_price") if dimension == "product_id" else ("view_count",)
-    if event == "purchase":
-        return ("gmv", "purchase_count", "avg_price")
-    expected = ", ".join(AGGREGATED_EVENTS)
-    raise ValueError(f"no aggregates for event type {event!r}; expected one of {expected}")
-
-
-def _count_column(event: str) -> str:
-    return "view_count" if event == "view" else "purchase_count"
+metric_columns = aggregation.metric_columns
 
 
 def aggregate(df: pd.DataFrame, event: str, dimension: str, time_col: str = "minute") -> pd.DataFrame:
-    """Metrics of one event type per (time_col, dimension), sorted by both."""
+    """Metrics of one event type per (time_col, dimension), sorted by both (no dedupe)."""
     metric_columns(event, dimension)
-    rows = np.flatnonzero((df["event_type"] == event).to_numpy())
-    return _summarise(
-        _factorize(df[time_col]).take(rows), _factorize(df[dimension]).take(rows),
-        np.ones(len(rows), np.int64), _price_units(df["price"].to_numpy(np.float64)[rows]),
-        event, dimension, time_col,
-    )
+    rows = df[(df["event_type"] == event).to_numpy()]
+    part = pa.table({"time": _column(rows[time_col]), "key": _column(rows[dimension]),
+                     "units": aggregation.price_units(rows["price"].to_numpy(np.float64))})
+    return sums_frame(aggregation.sum_by_key(part), event, dimension, time_col)
 
 
 def merge_partials(df: pd.DataFrame, event: str, dimension: str, time_col: str) -> pd.DataFrame:
@@ -569,116 +504,48 @@ def merge_partials(df: pd.DataFrame, event: str, dimension: str, time_col: str) 
     The exact money sum of each partial is recovered from its float metrics (gmv, or avg_price x
     count), so merging minutes gives the same result as aggregating their rows at once.
     """
-    metrics = metric_columns(event, dimension)
-    counts = df[_count_column(event)].to_numpy(np.int64)
-    if "gmv" in metrics:
-        units = _price_units(df["gmv"].to_numpy(np.float64))
-    elif "avg_price" in metrics:
-        units = _price_units(df["avg_price"].to_numpy(np.float64) * counts)
-    else:
-        units = np.zeros(len(df), np.int64)
-    times, keys = _factorize(df[time_col]), _factorize(df[dimension])
-    return _summarise(times, keys, counts, units, event, dimension, time_col)
+    values = {c: df[c].to_numpy() for c in metric_columns(event, dimension)}
+    count = df[aggregation.count_column(event)].to_numpy(np.int64)
+    part = pa.table({"time": _column(df[time_col]), "key": _column(df[dimension]),
+                     "units": aggregation.units_of(values, event, dimension)})
+    return sums_frame(aggregation.sum_by_key(part, pa.array(count)), event, dimension, time_col)
 
 
 def aggregate_minutes(
     cleaned: pd.DataFrame, events: Iterable[str], dimensions: Iterable[str], kept: np.ndarray | None = None,
 ) -> dict[tuple[str, str], pd.DataFrame]:
-    """Every (event, dimension) aggregate of cleaned rows of one or many minutes.
-
-    Same result as ``keep_events`` -> ``dedupe_views`` -> ``aggregate``, but each column is
-    hashed once for all aggregates and no row is copied. ``kept`` is ``kept_by_dedupe(cleaned)``
-    when the caller has it already.
-    """
-    events, dimensions = tuple(events), tuple(dimensions)
-    for event in events:
-        metric_columns(event, "")
-    kinds = _factorize(cleaned["event_type"])
-    of_kind = {kind: kinds.codes == code for code, kind in enumerate(kinds.uniques)}
-    nothing = np.zeros(len(cleaned), dtype=bool)
-    rows = {event: of_kind.get(event, nothing) for event in events}
-    if "view" in events:
-        rows["view"] = rows["view"] & (kept if kept is not None else _dedupe_mask(cleaned, rows["view"]))
-    minutes = _factorize(cleaned["minute"])
-    units = _price_units(cleaned["price"].to_numpy(np.float64))
-    keys = {dimension: _factorize(cleaned[dimension]) for dimension in dimensions}
-    out = {}
-    for event in events:
-        at = np.flatnonzero(rows[event])
-        for dimension in dimensions:
-            out[(event, dimension)] = _summarise(
-                minutes.take(at), keys[dimension].take(at), np.ones(len(at), np.int64), units[at],
-                event, dimension, "minute",
-            )
-    return out
+    """Every (event, dimension) minute aggregate of cleaned rows (views deduplicated)."""
+    sums = aggregation.minute_sums(as_table(cleaned), events, dimensions, kept)
+    return {(event, dimension): sums_frame(table, event, dimension, "minute")
+            for (event, dimension), table in sums.items()}
 
 
-class _Factors(NamedTuple):
-    """A column as integer codes into its distinct values (missing values are one of them)."""
-
-    codes: np.ndarray
-    uniques: pd.Index
-
-    def take(self, rows: np.ndarray) -> "_Factors":
-        return _Factors(self.codes[rows], self.uniques)
-
-
-def _factorize(values: pd.Series) -> _Factors:
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    return _Factors(codes.astype(np.int64, copy=False), pd.Index(uniques))
-
-
-def _price_units(amounts: np.ndarray) -> np.ndarray:
-    return np.rint(amounts * PRICE_SCALE).astype(np.int64)
-
-
-def _summarise(
-    times: _Factors, keys: _Factors, counts: np.ndarray, units: np.ndarray,
-    event: str, dimension: str, time_col: str,
-) -> pd.DataFrame:
-    """Sum counts and money units per (time, key), sorted by both; derive the event's metrics."""
-    sorted_times, time_rank = _sorted(times.uniques)
-    sorted_keys, key_rank = _sorted(keys.uniques)
-    width = max(len(sorted_keys), 1)
-    # One int64 per row that sorts as (time, key): a single stable sort groups and orders at once.
-    pair = time_rank[times.codes] * width + key_rank[keys.codes]
-    order = np.argsort(pair, kind="stable")
-    pair = pair[order]
-    starts = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]])) if len(pair) else order
-    count = np.add.reduceat(counts[order], starts) if len(pair) else counts
-    money = np.add.reduceat(units[order], starts) if len(pair) else units
-    at_time, at_key = np.divmod(pair[starts], width)
-    gmv = money / PRICE_SCALE
-    with np.errstate(invalid="ignore", divide="ignore"):
-        metrics = {"view_count": count, "purchase_count": count, "gmv": gmv, "avg_price": gmv / count}
-    out = pd.DataFrame({
-        time_col: _as_utc_ns(sorted_times.take(at_time)),
-        dimension: _dimension(sorted_keys.take(at_key), dimension),
-    })
-    for name in metric_columns(event, dimension):
-        out[name] = metrics[name]
-    return out
-
-
-def _sorted(uniques: pd.Index) -> tuple[pd.Index, np.ndarray]:
-    """The values in ascending order (missing last) and each value's rank in that order."""
-    order = pd.Series(uniques).sort_values(kind="mergesort", na_position="last").index.to_numpy()
-    ranks = np.empty(len(order), np.int64)
-    ranks[order] = np.arange(len(order))
-    return uniques.take(order), ranks
-
-
-def _as_utc_ns(times) -> pd.Series:
-    """A datetime64[ns, UTC] series (naive times are taken as UTC) with a fresh index."""
-    index = pd.DatetimeIndex(times)
-    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-    return pd.Series(index.as_unit("ns"))
-
-
-def _dimension(keys: pd.Index, dimension: str) -> pd.Series:
+def sums_frame(sums: pa.Table, event: str, dimension: str, time_col: str) -> pd.DataFrame:
+    """An aggregate's sums as the frame of its table: time, typed key, the event's metrics."""
+    times = sums["time"].to_pandas()
+    frame = pd.DataFrame({time_col: pd.Series(times, dtype="datetime64[ns, UTC]").reset_index(drop=True)})
+    key = sums["key"]
     if dimension in INT_DIMENSIONS:
-        return pd.Series(keys.to_numpy(np.int64))
-    return pd.Series(pd.array(keys, dtype=TEXT))
+        frame[dimension] = pd.Series(pc.cast(key, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    else:
+        frame[dimension] = pd.Series(TEXT.__from_arrow__(pc.cast(key, pa.string())))
+    count = sums["count"].to_numpy(zero_copy_only=False)
+    units = sums["units"].to_numpy(zero_copy_only=False)
+    for name, values in aggregation.metrics(count, units, event, dimension).items():
+        frame[name] = values
+    return frame
+
+
+def as_table(df: pd.DataFrame) -> pa.Table:
+    """A DataFrame as Arrow (zero-copy for TEXT columns; all-missing columns become text)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields))
+
+
+def _column(series: pd.Series) -> pa.Array:
+    array = pa.array(series, from_pandas=True)
+    return array.cast(pa.string()) if pa.types.is_null(array.type) else array
 
 
 def to_hour(df: pd.DataFrame, time_col: str = "minute") -> pd.DataFrame:

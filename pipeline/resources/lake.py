@@ -12,9 +12,10 @@ import os
 import re
 import tempfile
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from dagster import ConfigurableResource
 from pydantic import PrivateAttr
@@ -97,8 +98,14 @@ class Lake(ABC):
         """The object's bytes; raises :class:`ObjectGone` when it is not there."""
 
     @abstractmethod
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """Write atomically: a reader sees the old object or the whole new one, never a part."""
+    def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
+        """Write atomically: a reader sees the old object or the whole new one, never a part.
+
+        ``durable=False`` may leave the bytes in a cache until ``sync``: for many writes that
+        are only referred to (e.g. by a manifest) once all of them are synced."""
+
+    def sync(self, keys: Iterable[str]) -> None:
+        """Make objects written with ``durable=False`` durable (object stores already are)."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -110,6 +117,10 @@ class Lake(ABC):
     def move(self, src: str, dst: str) -> None:
         self.write_bytes(dst, self.read_bytes(src))
         self.delete(src)
+
+    def reopen(self) -> tuple[str, str | None]:
+        """(url, endpoint): what ``open_lake`` needs to open this lake in another process."""
+        return self.url, None
 
     def uri(self, key: str) -> str:
         return f"{self.url.rstrip('/')}/{validate_key(key)}"
@@ -175,19 +186,33 @@ class LocalLake(Lake):
         except FileNotFoundError:
             raise ObjectGone(f"lake object {key!r} is not there (moved or deleted)") from None
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def sync(self, keys: Iterable[str]) -> None:
+        def flush(key: str) -> None:
+            fd = os.open(self.path(key), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        keys = list(keys)
+        if keys:  # fsync waits on the disk, not the CPU: several at once
+            with ThreadPoolExecutor(min(8, len(keys))) as pool:
+                list(pool.map(flush, keys))
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
@@ -216,6 +241,9 @@ class S3Lake(Lake):
 
             client = boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
         self.client = client
+
+    def reopen(self) -> tuple[str, str | None]:
+        return self.url, self.client.meta.endpoint_url
 
     def _full(self, key: str) -> str:
         return self.prefix + validate_key(key)
@@ -255,8 +283,8 @@ class S3Lake(Lake):
         the same bytes uploaded again the same way keep it, without reading the object."""
         return "etag:" + obj.etag
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        # A single PUT is atomic on S3: readers see the old or the new object.
+    def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
+        # A single PUT is atomic and durable on S3: readers see the old or the new object.
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
 
     def delete(self, key: str) -> None:
@@ -291,6 +319,12 @@ def open_lake(url: str, endpoint_url: str | None = None) -> Lake:
     if url.startswith("file://"):
         url = url[len("file://"):]
     return LocalLake(url)
+
+
+def fingerprint(objects: Iterable[LakeObject]) -> str:
+    """Short digest of a file set (keys and ETags): equal sets, equal digests."""
+    lines = sorted(f"{obj.key}\t{obj.etag}" for obj in objects)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:20]
 
 
 def sha256_hex(data: bytes) -> str:

@@ -25,6 +25,8 @@ from dagster import ConfigurableResource
 from psycopg import sql
 from pydantic import PrivateAttr
 
+from pipeline.resources import pgbinary
+
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TYPES = {
     "bigint", "integer", "double precision", "text", "timestamptz", "timestamp", "date", "boolean",
@@ -260,6 +262,24 @@ class Warehouse:
         with conn.cursor() as cur, cur.copy(statement) as copy:
             copy.write(payload)
         return len(frame)
+
+    @staticmethod
+    def copy_columns(conn: psycopg.Connection, spec: TableSpec, columns: Mapping[str, Any], rows: int) -> int:
+        """COPY numpy/Arrow columns (named as in ``spec``, every one given, none missing a value)
+        in PostgreSQL's binary format: for the large numeric tables; returns rows written."""
+        if rows == 0:
+            return 0
+        types = [c.type for c in spec.columns]
+        if set(columns) != set(spec.column_names) or not pgbinary.supports(types):
+            raise ValueError(f"{spec.qualified}: binary COPY needs every column, of the types pgbinary supports")
+        order = pgbinary.copy_order(spec.column_names, types)
+        kinds = {c.name: c.type for c in spec.columns}
+        statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT binary)").format(
+            spec.table, sql.SQL(", ").join(map(sql.Identifier, order)))
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            for part in pgbinary.payloads([(kinds[name], columns[name]) for name in order], rows):
+                copy.write(part)
+        return rows
 
     @staticmethod
     def delete_where(conn: psycopg.Connection, spec: TableSpec, where: Mapping[str, Sequence[Any]]) -> int:

@@ -115,10 +115,10 @@ def test_a_generated_batch_flows_from_the_marker_sensor_to_the_report(
         build_defs(Settings.from_env(SETTINGS_ENV), config, mongo=mongo_resource), lake, pg_url
     )
     sensor = defs.resolve_sensor_def("clickstream_metadata_sensor")
-    (request,) = sensor(dg.build_sensor_context(resources={"lake": LakeResource(url=lake.url)})).run_requests
-    result = defs.resolve_job_def("clickstream_job").execute_in_process(
-        tags=request.tags, instance=dg.DagsterInstance.ephemeral()
-    )
+    instance = dg.DagsterInstance.ephemeral()  # a tick without a cursor reads the sensor's earlier runs
+    context = dg.build_sensor_context(resources={"lake": LakeResource(url=lake.url)}, instance=instance)
+    (request,) = sensor(context).run_requests
+    result = defs.resolve_job_def("clickstream_job").execute_in_process(tags=request.tags, instance=instance)
     assert result.success
 
     # Independent expectation: clicks per category and day straight from the generator's rows.

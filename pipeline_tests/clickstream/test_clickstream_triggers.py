@@ -35,9 +35,11 @@ def _definitions(tmp_path, lake, config, mongo) -> dg.Definitions:
     return dg.Definitions.merge(defs, dg.Definitions(resources=platform))
 
 
-def tick(defs, lake, cursor=None):
+def tick(defs, lake, cursor=None, instance=None):
+    """A tick without a cursor reads the instance's runs of the sensor (a new, empty one by default)."""
     sensor = defs.resolve_sensor_def("clickstream_metadata_sensor")
-    context = dg.build_sensor_context(cursor=cursor, resources={"lake": LakeResource(url=lake.url)})
+    context = dg.build_sensor_context(cursor=cursor, resources={"lake": LakeResource(url=lake.url)},
+                                      instance=instance or dg.DagsterInstance.ephemeral())
     return sensor(context)
 
 
@@ -100,7 +102,8 @@ def test_on_s3_the_run_key_carries_the_objects_etag(definitions, s3_lake):
     ]
     sensor = defs.resolve_sensor_def("clickstream_metadata_sensor")
     resources = {"lake": LakeResource(url=s3_lake.url, endpoint_url=s3_lake.client.meta.endpoint_url)}
-    (request,) = sensor(dg.build_sensor_context(resources=resources)).run_requests
+    context = dg.build_sensor_context(resources=resources, instance=dg.DagsterInstance.ephemeral())
+    (request,) = sensor(context).run_requests
     assert request.run_key == f"{MARKERS}batch.csv@{etag.strip(chr(34))}"
     assert span(request) == ("2024-01-02", "2024-01-02")
 

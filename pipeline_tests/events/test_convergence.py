@@ -17,6 +17,7 @@ import pytest
 from pipeline_tests.events.event_oracle import assert_same, batch_oracle, to_hours
 from pipeline_tests.events.platform_fixture import make_platform, sample_files, write_sources
 
+from pipeline.events import workers
 from pipeline.events.tables import pairs
 
 CASES = int(os.environ.get("CLICKFLOW_CONVERGENCE_CASES", "4"))
@@ -52,6 +53,22 @@ def _arrival_plan(rng: random.Random, files: list[tuple[str, bytes]]):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(CASES))
 def test_tables_converge_to_the_batch_oracle(seed, tmp_path, pg_url, monkeypatch):
+    _converge(seed, tmp_path, pg_url, monkeypatch)
+
+
+@pytest.mark.slow
+def test_tables_converge_when_worker_processes_stage_and_sum(tmp_path, pg_url, monkeypatch):
+    """The same property with every claim and t1 chunk sent to the worker processes (a large
+    backfill's path), however few files: they write the staged rows, this process reads them."""
+    monkeypatch.setattr(workers, "PROCESSES_FROM", 1)
+    monkeypatch.setattr(workers, "COLD_FACTOR", 1)
+    monkeypatch.setattr(workers, "WORKERS", 2)
+    _converge(7, tmp_path, pg_url, monkeypatch)
+    assert workers.running()
+    workers.shutdown()
+
+
+def _converge(seed, tmp_path, pg_url, monkeypatch):
     # t1 keeps one hour so early files fall outside its window; hour archives so blocks settle.
     platform = make_platform(tmp_path, pg_url, monkeypatch, PIPELINE_T1_RETENTION_HOURS="1",
                              PIPELINE_ARCHIVE_BLOCK="hour", PIPELINE_ARCHIVE_SETTLE_MINUTES="30")

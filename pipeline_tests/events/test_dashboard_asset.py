@@ -11,7 +11,6 @@ import pytest
 
 from pipeline.events.assets import build_event_assets
 from pipeline.events.dashboard_asset import DASHBOARD_KEY
-from pipeline.events.jobs import REFRESH_JOB
 from pipeline.resources import build_resources
 from pipeline.settings import Settings
 from pipeline_tests.events.event_oracle import batch_oracle
@@ -37,7 +36,7 @@ def test_batch_mode_writes_the_dashboard_from_the_tables_and_the_lake(tmp_path, 
         platform.land(name, data)
     platform.land("2019-10-01-00-01-00-broken.csv", b"")
     summary = platform.process()
-    assert [job for job, _, ok in summary.runs if ok][1:2] == [REFRESH_JOB]
+    assert [job for job, _, ok in summary.runs if ok][1:2] == ["events_automation"]  # rankings + dashboard, one run
 
     page = platform.lake.read_text(DASHBOARD_KEY)
     specs = _specs(page)

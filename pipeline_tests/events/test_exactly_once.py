@@ -126,6 +126,39 @@ def test_an_identical_file_landed_again_is_dropped_as_duplicate(tmp_path, pg_url
     assert_matches_oracle(platform, tmp_path, files)
 
 
+def _staged_as_recorded(platform: Platform) -> None:
+    """staged/ holds exactly the staged rows the manifests refer to: nothing half-claimed is left."""
+    recorded = set()
+    for obj in platform.lake.list("manifests/"):
+        for entry in json.loads(platform.lake.read_text(obj.key))["files"].values():
+            if entry["status"] == "accepted":
+                recorded.add(entry["staged_key"])
+    assert {o.key for o in platform.lake.list("staged/")} == recorded
+
+
+def test_a_different_file_under_an_accepted_name_is_quarantined_and_leaves_nothing_staged(
+        tmp_path, pg_url, monkeypatch):
+    platform = make_platform(tmp_path, pg_url, monkeypatch)
+    files = files_across_two_hours()
+    adopted, other = files[2], files[3]
+    land(platform, [f for f in files if f not in (adopted, other)])
+    assert not platform.process().failed
+    # A run killed after its move left `adopted` in raw/ unrecorded, and a different file with the
+    # same name lands; and a different file lands under a name already accepted.
+    platform.lake.write_bytes(f"raw/2019-10-01-00/{adopted[0]}", adopted[1])
+    land(platform, [(adopted[0], adopted[1].replace(b"UTC,view", b"UTC,cart", 1)), other])
+    assert not platform.process().failed
+    land(platform, [(files[0][0], files[0][1].replace(b"UTC,view", b"UTC,cart", 1))])
+    assert not platform.process().failed
+
+    reasons = [json.loads(platform.lake.read_text(o.key)) for o in platform.lake.list("quarantine/")
+               if o.key.endswith(".reason.json")]
+    assert sorted(r["file"] for r in reasons if "already accepted" in r["reason"]) == sorted([adopted[0], files[0][0]])
+    assert list(platform.lake.list("landing/")) == []
+    _staged_as_recorded(platform)
+    assert_matches_oracle(platform, tmp_path, files)
+
+
 # --------------------------------------------------------------------------- (c) retried run
 
 
@@ -185,7 +218,7 @@ def die(seen):
         json.dump(seen, out)
     os.kill(os.getpid(), signal.SIGKILL)
 
-def copy_then_die(conn, spec, frame):
+def copy_then_die(conn, spec, columns, rows):
     rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(spec.table)).fetchone()[0]
     die({"table": spec.qualified, "rows_inside_transaction": rows})
 
@@ -193,7 +226,7 @@ def save_then_die(manifest, lake, hour):
     die({"hour": hour.isoformat()})
 
 if sys.argv[1] == "copy":
-    Warehouse.copy_frame = staticmethod(copy_then_die)
+    Warehouse.copy_columns = staticmethod(copy_then_die)
 else:
     Manifest.save = save_then_die
 process(build_definitions(Settings.from_env()), dg.DagsterInstance.ephemeral())

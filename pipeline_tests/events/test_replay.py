@@ -26,9 +26,9 @@ class RecordingLake(LocalLake):
         super().__init__(root)
         self.writes: list[tuple[str, bytes, bool]] = []
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
         self.writes.append((key, data, self.exists(key)))
-        super().write_bytes(key, data)
+        super().write_bytes(key, data, durable)
 
 
 def _landing(lake: LocalLake) -> list[str]:

@@ -13,17 +13,19 @@ import io
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from pipeline_tests.events.platform_fixture import make_platform, sample_files
 
-from pipeline.events import schema, spark_archive, spark_transform, transform
+from pipeline.events import aggregation, schema, spark_archive, spark_transform, transform
 from pipeline.events.aggregates import read_aggregates
 from pipeline.events.archive import archive_block
 from pipeline.events.claim import claim_hour
-from pipeline.events.staging import staged_bytes, staged_frame
+from pipeline.events.staging import staged_bytes, staged_table
 from pipeline.events.engine import SparkEngine, get_engine
 from pipeline.events.jobs import ARCHIVE_JOB
 from pipeline.events.tables import pairs, rank_table, t1_table, t2_table
+from pipeline.resources.lake import LocalLake
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -57,7 +59,7 @@ def _cleaned(files: list[tuple[str, bytes]], via_lake: bool = True) -> pd.DataFr
     for name, data in files:
         if via_lake:
             staged = transform.stage(data, name, schema.parse_file_name(name).minute)
-            frame = staged_frame(staged_bytes(staged.cleaned))
+            frame = transform.as_frame(staged_table(staged_bytes(staged.cleaned)))
         else:
             good, _ = transform.validate(transform.read_events(data, name), schema.parse_file_name(name).minute)
             frame = transform.clean(good)
@@ -105,29 +107,26 @@ def test_the_dedupe_tie_break_is_the_pandas_one(spark):
     assert purchases.loc[7, "gmv"] == 999999.9999
 
 
-def test_merging_partials_is_identical(spark, rows):
-    for (event, dimension), minutes in transform.aggregate_minutes(rows, EVENTS, DIMENSIONS).items():
-        hourly = transform.to_hour(minutes)
-        window = minutes.assign(minute=minutes["minute"].max())  # the rankings' merge
-        for partials, time_col in ((hourly, "hour"), (window, "minute")):
-            _assert_identical(spark_transform.merge_partials(spark, partials, event, dimension, time_col),
-                              transform.merge_partials(partials, event, dimension, time_col),
-                              f"{time_col} merge {event}/{dimension}")
+def test_hour_sums_are_identical(spark, rows):
+    table = transform.as_table(rows)
+    for (event, dimension), minutes in aggregation.minute_sums(table, EVENTS, DIMENSIONS).items():
+        key_type = minutes.schema.field("key").type
+        halves = [minutes.slice(0, minutes.num_rows // 2), minutes.slice(minutes.num_rows // 2)]
+        expected = aggregation.merge_sums(halves, key_type, hourly=True)
+        assert spark_transform.hour_sums(spark, halves, key_type).equals(expected), f"{event}/{dimension}"
 
 
-def test_partials_with_inexact_averages_merge_identically(spark):
+def test_hours_of_many_random_sums_merge_identically(spark):
     rng = np.random.default_rng(11)
     n = 2000
-    counts = rng.integers(1, 40, n)
-    units = rng.integers(1, 10**9, n) * counts  # cents of many prices: averages are not exact
-    partials = pd.DataFrame({
-        "hour": pd.Timestamp("2019-10-01 05:00", tz="UTC") + pd.to_timedelta(rng.integers(0, 3, n), unit="h"),
-        "product_id": rng.integers(1, 50, n).astype(np.int64),
-        "view_count": counts.astype(np.int64),
-        "avg_price": units / transform.PRICE_SCALE / counts,
-    })
-    _assert_identical(spark_transform.merge_partials(spark, partials, "view", "product_id", "hour"),
-                      transform.merge_partials(partials, "view", "product_id", "hour"), "inexact averages")
+    times = pd.Timestamp("2019-10-01 05:00", tz="UTC").value + rng.integers(0, 180, n) * 60 * 10**9
+    parts = [pa.table({"time": pa.array(times[i::3], pa.timestamp("ns", tz="UTC")),
+                       "key": pa.array(rng.integers(1, 50, len(times[i::3])), pa.int64()),
+                       "count": pa.array(rng.integers(1, 40, len(times[i::3])), pa.int64()),
+                       "units": pa.array(rng.integers(1, 10**12, len(times[i::3])), pa.int64())}) for i in range(3)]
+    expected = aggregation.merge_sums(parts, pa.int64(), hourly=True)
+    assert expected.num_rows > 100
+    assert spark_transform.hour_sums(spark, parts, pa.int64()).equals(expected)
 
 
 def test_empty_input_gives_the_empty_frames_of_pandas(spark, rows):
@@ -137,15 +136,17 @@ def test_empty_input_gives_the_empty_frames_of_pandas(spark, rows):
         _assert_identical(frame, expected[pair], f"empty {pair}")
 
 
-def test_the_engine_starts_no_session_for_nothing():
+def test_the_engine_starts_no_session_for_nothing(tmp_path):
     def no_session():
         raise AssertionError("a Spark session was asked for with nothing to compute")
 
     engine = SparkEngine(no_session)
-    empty = _cleaned([(TIES_NAME, TIES.encode())]).iloc[0:0]
-    assert all(frame.empty for frame in engine.minute_aggregates(empty, EVENTS, DIMENSIONS).values())
-    partials = transform.aggregate_minutes(empty, ("view",), ("brand",))[("view", "brand")]
-    assert engine.merge(partials, "view", "brand", "minute").empty
+    lake = LocalLake(tmp_path / "lake")
+    empty = transform.as_table(_cleaned([(TIES_NAME, TIES.encode())]).iloc[0:0])
+    lake.write_bytes("staging/empty.arrow", staged_bytes(empty))
+    ((sums, totals),) = engine.minute_sums(lake, [["staging/empty.arrow"]], EVENTS, DIMENSIONS)
+    assert all(table.num_rows == 0 for table in sums.values()) and totals == {"purchase": (0, 0.0), "view": (0, 0)}
+    assert engine.hour_sums([sums[("view", "brand")]], pa.string()).num_rows == 0
     with pytest.raises(ValueError, match="PIPELINE_ENGINE='dask'"):
         get_engine("dask")
 
@@ -189,7 +190,8 @@ def _run(tmp_path, pg_url, monkeypatch, engine: str):
             tables[spec.qualified] = platform.table(spec).sort_values(keys).reset_index(drop=True)
     hours = pd.date_range("2019-10-01 00:00", periods=3, freq="h", tz="UTC")
     for hour in hours:
-        tables[f"aggregates {hour}"] = read_aggregates(platform.lake, hour)[0]
+        for pair, sums in read_aggregates(platform.lake, hour)[0].items():
+            tables[f"aggregates {hour} {pair}"] = sums.to_pandas()
     # The archive asset through the job the archive sensor requests (the engine's resources included).
     archive = platform.defs.resolve_job_def(ARCHIVE_JOB).execute_in_process(
         partition_key="2019-10-01", instance=platform.instance)
@@ -201,13 +203,13 @@ def _run(tmp_path, pg_url, monkeypatch, engine: str):
 def test_the_spark_platform_writes_the_tables_of_the_pandas_platform(
         spark, tmp_path, pg_url, second_pg_url, monkeypatch):
     calls = []
-    aggregate = spark_transform.aggregate_minutes
+    aggregate = spark_transform.minute_sums
 
     def spy(session, cleaned, events, dimensions):
-        calls.append(sorted(set(cleaned["minute"].dt.floor("h"))))
+        calls.append(sorted(set(cleaned["minute"].to_pandas().dt.floor("h"))))
         return aggregate(session, cleaned, events, dimensions)
 
-    monkeypatch.setattr(spark_transform, "aggregate_minutes", spy)
+    monkeypatch.setattr(spark_transform, "minute_sums", spy)
     archived = []
     monkeypatch.setattr(spark_archive, "write_archive",
                         lambda *args, real=spark_archive.write_archive: archived.append(1) or real(*args))
@@ -262,7 +264,7 @@ def _archive(tmp_path, pg_url, engine_name: str, batches) -> list[pd.DataFrame]:
         for name, data in batch:
             lake.write_bytes(f"landing/{name}", data)
         for hour in sorted({schema.parse_file_name(n).minute.floor("h") for n, _ in batch}):
-            claim_hour(lake, hour)
+            claim_hour(lake, hour, engine)
         report = archive_block(lake, warehouse, day, day + pd.Timedelta(days=1), engine)
         assert report.raw_deleted == len(batch) and not list(lake.list("raw/")), engine_name
         archives.append((report, pd.read_csv(io.BytesIO(lake.read_bytes(report.key)), compression="gzip",
@@ -300,10 +302,10 @@ def test_a_spark_archive_that_does_not_read_back_whole_keeps_the_raw_files(spark
 
     real_write = LocalLake.write_bytes
 
-    def short_archive(lake, key, data):
+    def short_archive(lake, key, data, durable=True):
         if key.startswith("archive-staging/"):
             data = gzip.compress(gzip.decompress(data)[:-200])  # the last rows lost on the way
-        return real_write(lake, key, data)
+        return real_write(lake, key, data, durable)
 
     monkeypatch.setattr(LocalLake, "write_bytes", short_archive)
     with pytest.raises(RuntimeError, match="failed verification"):

@@ -38,7 +38,7 @@ def test_generate_then_replay(tmp_path, monkeypatch):
     assert len(events) == 5 * 400
     assert 0.10 <= events["brand"].isna().mean() <= 0.20
     assert 0.24 <= events["category_code"].isna().mean() <= 0.36
-    assert 0.85 <= (events["event_type"] == "view").mean() <= 0.95
+    assert 0.94 <= (events["event_type"] == "view").mean() <= 0.98  # the realistic shape: 96 % views
 
     lake_dir = tmp_path / "lake"
     monkeypatch.setenv("PIPELINE_LAKE_URL", str(lake_dir))
@@ -47,6 +47,15 @@ def test_generate_then_replay(tmp_path, monkeypatch):
     landed = sorted(o.name for o in LocalLake(lake_dir).list("landing/"))
     assert landed == names  # every file landed once (late ones last)
     assert LocalLake(lake_dir).read_bytes(f"landing/{names[0]}") == (out / names[0]).read_bytes()
+
+
+def test_generate_simple_gives_the_first_generators_shape(tmp_path):
+    out = tmp_path / "files"
+    assert main(["generate", "--out", str(out), "--minutes", "5", "--events-per-minute", "400", "--simple"]) == 0
+    events = pd.concat([pd.read_csv(path) for path in out.iterdir()])
+    assert len(events) == 5 * 400
+    assert 0.86 <= (events["event_type"] == "view").mean() <= 0.94  # 90 % views
+    assert events["user_session"].nunique() == pytest.approx(5 * 20 + 80, rel=0.05)  # 20 new a minute + 80
 
 
 def test_a_bad_setting_is_a_clear_error_and_exit_code_2(monkeypatch, capsys):
