@@ -406,7 +406,7 @@ def _profile_md(profile: dict) -> list[str]:
     return lines
 
 
-STEPS = ("claim", "t1", "t2", "rankings", "dashboard", "retention")
+STEPS = ("claim", "t1", "t2", "rankings", "freshness", "dashboard", "retention")
 
 
 def time_split(row: dict) -> dict | None:
