@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What the report calls each step: the part of the asset key after the group.
 STEP_NAMES = {
     "raw_files": "claim", "t1_minute": "t1", "t2_hour": "t2", "rankings": "rankings",
-    "dashboard": "dashboard",
+    "dashboard": "dashboard", "events_freshness_checks": "freshness",
     "t1_retention": "retention", "t2_retention": "retention",
 }
 

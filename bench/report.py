@@ -164,6 +164,10 @@ def targets(results: dict) -> list[dict]:
                 "by": f"{p95 - TARGET_LIVE_P95_S:.1f} s over" if p95 and p95 >= TARGET_LIVE_P95_S else "",
             }
         )
+    if results.get("surge"):
+        from bench.surge import targets as surge_targets
+
+        rows += surge_targets(results["surge"])
     return rows
 
 
@@ -402,7 +406,7 @@ def _profile_md(profile: dict) -> list[str]:
     return lines
 
 
-STEPS = ("claim", "t1", "t2", "rankings", "dashboard", "retention")
+STEPS = ("claim", "t1", "t2", "rankings", "freshness", "dashboard", "retention")
 
 
 def time_split(row: dict) -> dict | None:
@@ -663,6 +667,11 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += ["", "## Spark on a standalone cluster", ""] + _cluster_md(results["cluster"])
     if results.get("live"):
         lines += ["", "## Live latency", ""] + _live_md(results["live"], results["sensor_interval_s"])
+    if results.get("surge"):
+        from bench.surge import markdown as surge_markdown
+
+        lines += ["", "## Surge: a backlog landed at once while live minutes arrive", ""]
+        lines += surge_markdown(results["surge"])
     if backfill and backfill.get("profile"):
         lines += ["", "## Where the backfill's time goes (cProfile)", ""] + _profile_md(backfill["profile"])
     lines += ["", "Chart: [results.png](results.png).", ""]

@@ -33,9 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 EVENTS, DIMENSIONS = ("purchase", "view"), ("product_id", "brand", "category_l3")
 QUICK = {
     "events": 200_000, "minutes": 10, "large": "400000:20", "seed_minutes": 2, "live_minutes": 5,
-    "scaling": "100000,200000", "cluster_sizes": "100000,200000",
+    "scaling": "100000,200000", "surge_backlog_hours": 1, "surge_live_minutes": 3,
+    "cluster_sizes": "100000,200000",
 }
-PARTS = ("backfill", "scaling", "live", "cluster")
+PARTS = ("backfill", "scaling", "live", "surge", "cluster")
 PLATFORM_KINDS = ("command", "batch")  # runs of the platform: they get a Dagster database
 
 
@@ -221,6 +222,30 @@ def run_scaling(
     return points
 
 
+def run_surge_part(bench: Bench, args: argparse.Namespace) -> dict:
+    from bench import surge
+
+    # Enough live minutes to outlast the backlog; the stream stops once the backlog is in t1.
+    extra = max(args.surge_live_minutes, 10 * args.surge_backlog_hours + 30)
+    data = surge.surge_dataset(bench.workdir / "data", args.surge_events_per_minute, args.surge_backlog_hours, extra)
+    print(f"[bench] surge: {args.surge_backlog_hours} h backlog at once, a live minute every "
+          f"{args.surge_interval:g} s ...", flush=True)
+    work = bench.workdir / "runs" / "surge"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        result = surge.run_surge(data, bench.admin_url, work, backlog_hours=args.surge_backlog_hours,
+                                 live_minutes=args.surge_live_minutes, interval=args.surge_interval,
+                                 sensor_interval=args.sensor_interval, log=bench.logs / "surge-daemon.log")
+    except Exception as error:  # reported in the results, like a failed measurement
+        result = surge.SurgeResult(args.surge_events_per_minute, 0, 60 * args.surge_backlog_hours,
+                                   args.surge_interval, args.sensor_interval, error=f"{type(error).__name__}: {error}")
+    section = surge.summary(result)
+    print(f"[bench]   -> live p95 {section['p95_s']} s, max {section['max_s']} s, backlog {section['backlog_s']} s, "
+          f"failed ticks {result.failed_ticks}, empty runs {len(result.empty_runs)}, "
+          f"oracle {result.same_as_oracle}, error {result.error}", flush=True)
+    return section
+
+
 def _size(text: str) -> tuple[int, int] | None:
     if text.strip().lower() in ("", "none", "0"):
         return None
@@ -250,6 +275,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sensor-interval", type=int, default=5, help="PIPELINE_SENSOR_INTERVAL_SECONDS when live"
     )
+    parser.add_argument("--surge-backlog-hours", type=int, default=6, help="hours of backlog landed at once")
+    parser.add_argument("--surge-events-per-minute", type=int, default=4000, help="events per minute in the surge")
+    parser.add_argument("--surge-interval", type=float, default=10.0, help="seconds between live minutes in the surge")
+    parser.add_argument("--surge-live-minutes", type=int, default=12, help="live minutes landed at least in the surge")
     parser.add_argument(
         "--scaling", help="event counts of the scaling runs (default: events x 1/4, 1/2, 1, 2)"
     )
@@ -404,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
             f"missing {len(live.missing)}, error {live.error}",
             flush=True,
         )
+    if "surge" in args.parts:
+        results["surge"] = run_surge_part(bench, args)
     results["elapsed_s"] = time.monotonic() - started
     (workdir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ started after batch mode repeats nothing. Run-status sensors are shown each run 
 
 Not done here: sensor cursors are not stored in the instance (only Dagster's private API can
 write them), so every invocation, and a daemon started afterwards, begins each sensor without a
-cursor and relies on the run keys; schedules are not evaluated (they follow the wall clock), except
+cursor and relies on the run keys; monitor sensors (no target: the events' freshness checks and
+their alerts) are not ticked; schedules are not evaluated (they follow the wall clock), except
 that the events' retention job runs after events were ingested or archived, as before.
 """
 
@@ -97,7 +98,9 @@ def _kind(sensor: dg.SensorDefinition) -> str:
         return "automation"
     if isinstance(sensor, dg.RunStatusSensorDefinition):
         return "run status"
-    return "input"
+    # A sensor with no target requests no runs: a monitor (the events' freshness checks), whose
+    # verdicts and alerts are the daemon's, about the wall clock, not about what a batch processed.
+    return "input" if sensor.targets else "monitor"
 
 
 class Batch:

@@ -72,6 +72,8 @@ class Settings:
     spark_master: str = "local[*]"
     sensor_interval_seconds: int = 15
     landing_page_size: int = 1000
+    freshness_warn_minutes: int = 3
+    freshness_fail_minutes: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, today: dt.date | None = None) -> "Settings":
@@ -112,6 +114,12 @@ class Settings:
         events = _choice_list(env, "PIPELINE_EVENTS", "purchase,view", AGGREGATED_EVENTS)
         dimensions = _choice_list(env, "PIPELINE_DIMENSIONS", "product_id,brand,category_l3", DIMENSIONS)
 
+        warn = _positive_int(env, "PIPELINE_FRESHNESS_WARN_MINUTES", 3)
+        fail = _positive_int(env, "PIPELINE_FRESHNESS_FAIL_MINUTES", 10)
+        if fail < warn:
+            raise _bad("PIPELINE_FRESHNESS_FAIL_MINUTES", str(fail),
+                       f"a number of minutes at least PIPELINE_FRESHNESS_WARN_MINUTES={warn}")
+
         return cls(
             home=home,
             pg_url=pg_url,
@@ -128,6 +136,8 @@ class Settings:
             spark_master=env.get("PIPELINE_SPARK_MASTER", "local[*]"),
             sensor_interval_seconds=_positive_int(env, "PIPELINE_SENSOR_INTERVAL_SECONDS", 15),
             landing_page_size=_positive_int(env, "PIPELINE_LANDING_PAGE_SIZE", 1000),
+            freshness_warn_minutes=warn,
+            freshness_fail_minutes=fail,
         )
 
     @property

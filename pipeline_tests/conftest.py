@@ -1,6 +1,6 @@
 """Shared fixtures: one real embedded PostgreSQL for the session, a fresh database per test,
-a folder lake per test and a moto S3 server over HTTP; and a guard that no process the tests
-started outlives them."""
+a folder lake per test, a moto S3 server over HTTP and a local webhook over HTTP; and a guard that
+no process the tests started outlives them."""
 
 from __future__ import annotations
 
@@ -163,6 +163,8 @@ def spark_cluster(tmp_path_factory):
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver: records (Content-Type, JSON body) of every POST, answers ``status``."""
+
     received: list = []
     status = 204
 
@@ -183,7 +185,7 @@ def webhook(monkeypatch):
     server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv(notify.WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hooks/clickstream")
+    monkeypatch.setenv(notify.WEBHOOK_ENV, f"http://127.0.0.1:{server.server_port}/hooks/clickflow")
     yield Hook
     server.shutdown()
     server.server_close()

@@ -28,6 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+CHECK_EXECUTIONS = """
+query Checks($path: [String!]!, $name: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $name, limit: 1) {
+    status evaluation { success severity description metadataEntries { label ... on TextMetadataEntry { text } } }
+  }
+}"""
+
+
 @dataclass
 class LiveDagster:
     settings: Settings
@@ -45,6 +53,15 @@ class LiveDagster:
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())["data"]
+
+    def latest_check(self, path: list[str], name: str) -> dict | None:
+        """The newest evaluation of an asset check (as the UI shows it), with its text metadata."""
+        executions = self.graphql(CHECK_EXECUTIONS, {"path": path, "name": name})["assetCheckExecutions"]
+        evaluation = (executions[0].get("evaluation") if executions else None) or None
+        if evaluation is None:
+            return None
+        meta = {m["label"]: m.get("text") for m in evaluation.get("metadataEntries", [])}
+        return {**evaluation, "metadata": meta}
 
     def wait(self, predicate: Callable[[], object], timeout: float, what: str):
         deadline = time.monotonic() + timeout

@@ -13,11 +13,14 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator, Sequence
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 import pandas as pd
-import pymongo
 from pydantic import Field
-from pymongo import DeleteMany, ReplaceOne
+
+if TYPE_CHECKING:  # imported where used: a run of another group does not pay for it
+    import pymongo
 
 KEY_FIELDS = ("grouping", "key", "date")
 
@@ -31,6 +34,8 @@ class MongoResource(dg.ConfigurableResource):
 
     def connect(self, default_host: str) -> pymongo.MongoClient:
         """A new client; tests override this to hand out a mongomock client."""
+        import pymongo
+
         return pymongo.MongoClient(self.url or default_host, serverSelectionTimeoutMS=self.timeout_ms)
 
     @contextlib.contextmanager
@@ -64,6 +69,8 @@ def to_documents(report: pd.DataFrame) -> list[dict]:
 
 
 def ensure_index(collection) -> None:
+    import pymongo
+
     collection.create_index(
         [(name, pymongo.ASCENDING) for name in KEY_FIELDS], unique=True, name="grouping_key_date"
     )
@@ -71,6 +78,8 @@ def ensure_index(collection) -> None:
 
 def replace_days(collection, report: pd.DataFrame, groupings: Sequence[str], days: Sequence[dt.date]) -> int:
     """Make the (grouping, day) slices of ``days`` hold exactly ``report``'s documents."""
+    from pymongo import DeleteMany, ReplaceOne
+
     ensure_index(collection)
     documents = to_documents(report)
     keys: dict[tuple[str, dt.datetime], list[str]] = {(g, _midnight(d)): [] for g in groupings for d in days}

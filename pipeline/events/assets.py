@@ -5,14 +5,19 @@ Thin wrappers: the work of each asset is in the module named after it (``claim``
 dependencies, checks, automation and metadata, and take their resources by injection.
 """
 
+import json
+import time
+
 import dagster as dg
 import pandas as pd
 
-from pipeline.events import checks, layout
+from pipeline.events import checks, keys, layout, schema
+from pipeline.events.lanes import (BACKLOG_TAG, HOUSEKEEPING, LANE_TAG, RANGE_START_TAG, give_way_if_background,
+                                   in_own_process)
 from pipeline.events.keys import GROUP, OWNERS
 from pipeline.events.archive import archive_block
-from pipeline.events.claim import ClaimReport, claim_hour
-from pipeline.events.hours import clear_pending_if_current, rebuild_hours
+from pipeline.events.claim import LISTED_TAG, ClaimReport, claim_hour
+from pipeline.events.hours import HourReport, clear_pending_if_current, rebuild_hours
 from pipeline.events.minutes import recompute_minutes
 from pipeline.events.rankings import rebuild_rankings
 from pipeline.events.retention import apply_t1_retention, apply_t2_retention
@@ -36,6 +41,104 @@ def partition_hours(context: dg.AssetExecutionContext) -> list[pd.Timestamp]:
 
 def _table_metadata(names: list[str]) -> dict:
     return {"tables": dg.MetadataValue.md("\n".join(f"- `{n}`" for n in names))}
+
+
+PICK_UP_SECONDS = 300.0  # how long a live run keeps taking its hour's newly landed files
+LOOK_EVERY_SECONDS = 1.0  # how often a lingering run looks at landing/ for its hour
+
+
+def linger_seconds(run, settings: Settings) -> float:
+    """How long a launched live run waits for its hour's next file once it has taken everything.
+
+    Two sensor intervals: a file landing just after the run ended would wait for a tick and then
+    for a new run's process start, each about that long. Runs executed in process (batch mode,
+    tests) do not wait: nothing lands while a batch runs.
+    """
+    return 2.0 * settings.sensor_interval_seconds if in_own_process(run) else 0.0
+
+
+def picks_up(context: dg.AssetExecutionContext) -> bool:
+    """Live runs of one hour pick up the files landed while they worked (see ``pick_up_landed``)."""
+    return context.run.tags.get(BACKLOG_TAG) == "false" and RANGE_START_TAG not in context.run.tags
+
+
+class ListingTag:
+    """The run's ``clickflow/listed`` tag: when its claim of each hour began listing landing/."""
+
+    def __init__(self, context: dg.AssetExecutionContext):
+        self.context = context
+        self.listed = json.loads(context.instance.get_run_by_id(context.run.run_id).tags.get(LISTED_TAG, "{}"))
+
+    def record(self, hour: pd.Timestamp, at: float) -> None:
+        self.listed[layout.partition_key(hour)] = at
+        self.context.instance.add_run_tags(self.context.run.run_id, {LISTED_TAG: json.dumps(self.listed)})
+
+    def recorder(self, hour: pd.Timestamp):
+        return lambda at: self.record(hour, at)
+
+
+def log_claim(context: dg.AssetExecutionContext, total: ClaimReport) -> None:
+    for name, reason in total.quarantined.items():
+        context.log.warning(f"quarantined {name}: {reason}")
+    if total.rejected_rows:
+        context.log.warning(f"{total.rejected_rows} row(s) rejected and kept in quarantine/")
+    for name, columns in total.extra_columns.items():
+        context.log.warning(f"{name} has extra column(s) {columns}: accepted; not in the tables, kept in "
+                            "raw/ and the archive")
+
+
+def claim_metadata(total: ClaimReport) -> dict:
+    return {
+        "dagster/row_count": total.rows,
+        "files_claimed": len(total.claimed),
+        "duplicate_files": len(total.duplicates),
+        "quarantined_files": len(total.quarantined),
+        "rejected_rows": total.rejected_rows,
+        "wrong_field_count_rows": total.malformed_rows,
+        "files_with_extra_columns": len(total.extra_columns),
+        "extra_columns": dg.MetadataValue.json(total.extra_columns),
+        "bytes": total.bytes,
+        "quarantine_reasons": dg.MetadataValue.json(total.quarantined),
+    }
+
+
+def t1_metadata(reports: list) -> dict:
+    minutes = [m for r in reports for m in r.minutes]
+    return {
+        "dagster/row_count": sum(r.t1_rows for r in reports),
+        "minutes_recomputed": len(minutes),
+        "files_read": sum(r.files for r in reports),
+        "recomputed": dg.MetadataValue.json(minutes[:120]),
+        "minutes_beyond_t2_window": sum(len(r.skipped_beyond_t2) for r in reports),
+    }
+
+
+def _pause() -> None:
+    """A lingering run's wait between two looks at landing/."""
+    time.sleep(LOOK_EVERY_SECONDS)
+
+
+def _parses(name: str) -> bool:
+    """A landed name the claim can take (others are the landing sensor's to quarantine)."""
+    try:
+        schema.parse_file_name(name)
+    except schema.BadFileName:
+        return False
+    return True
+
+
+def _log_results(context: dg.AssetExecutionContext, asset: dg.AssetKey, partition: str, metadata: dict,
+                 results: list[dg.AssetCheckResult]) -> None:
+    """A materialization of ``asset`` made inside another asset's step, with its checks; a failed
+    blocking check stops the run, as it stops the step that owns it."""
+    context.log_event(dg.AssetMaterialization(asset_key=asset, partition=partition, metadata=metadata))
+    for result in results:
+        context.log_event(dg.AssetCheckEvaluation(
+            asset_key=asset, check_name=result.check_name, passed=result.passed, metadata=result.metadata,
+            severity=result.severity, description=result.description))
+    failed = [r.check_name for r in results if not r.passed and r.severity == dg.AssetCheckSeverity.ERROR]
+    if failed:
+        raise dg.Failure(f"blocking check(s) {failed} of {asset.to_user_string()} {partition} failed")
 
 
 def build_event_assets(settings: Settings) -> list:
@@ -65,28 +168,14 @@ def build_event_assets(settings: Settings) -> list:
         fields) to quarantine/ beside their file; identical re-landings are dropped. Files with extra
         columns are accepted (the extra columns are not in the tables) and reported."""
         total = ClaimReport()
+        # A run that picks up later files (see pick_up_landed) says when it listed last, at its end.
+        tag = None if picks_up(context) else ListingTag(context)
         for hour in partition_hours(context):
             with db.advisory_lock(layout.hour_lock_name(hour)):
-                total.merge(claim_hour(store, hour, engine, settings.landing_page_size))
-        for name, reason in total.quarantined.items():
-            context.log.warning(f"quarantined {name}: {reason}")
-        if total.rejected_rows:
-            context.log.warning(f"{total.rejected_rows} row(s) rejected and kept in quarantine/")
-        for name, columns in total.extra_columns.items():
-            context.log.warning(f"{name} has extra column(s) {columns}: accepted; not in the tables, kept in "
-                                "raw/ and the archive")
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": total.rows,
-            "files_claimed": len(total.claimed),
-            "duplicate_files": len(total.duplicates),
-            "quarantined_files": len(total.quarantined),
-            "rejected_rows": total.rejected_rows,
-            "wrong_field_count_rows": total.malformed_rows,
-            "files_with_extra_columns": len(total.extra_columns),
-            "extra_columns": dg.MetadataValue.json(total.extra_columns),
-            "bytes": total.bytes,
-            "quarantine_reasons": dg.MetadataValue.json(total.quarantined),
-        }, check_results=checks.raw_checks(total.extra_columns))
+                total.merge(claim_hour(store, hour, engine, settings.landing_page_size,
+                                       on_listed=tag.recorder(hour) if tag else None))
+        log_claim(context, total)
+        return dg.MaterializeResult(metadata=claim_metadata(total), check_results=checks.raw_checks(total.extra_columns))
 
     @dg.asset(
         partitions_def=hourly,
@@ -109,21 +198,10 @@ def build_event_assets(settings: Settings) -> list:
         db.ensure(all_tables(settings.events, settings.dimensions))
         reports = [recompute_minutes(store, db, settings, chunk, engine)
                    for chunk in hour_chunks(partition_hours(context), engine)]
-        minutes = [m for r in reports for m in r.minutes]
         beyond = [m for r in reports for m in r.skipped_beyond_t2]
         if beyond:
             context.log.warning(f"{len(beyond)} minute(s) older than the t2 window were archived only: {beyond[:5]}")
-        results = checks.t1_checks(db, settings, reports)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": sum(r.t1_rows for r in reports),
-                "minutes_recomputed": len(minutes),
-                "files_read": sum(r.files for r in reports),
-                "recomputed": dg.MetadataValue.json(minutes[:120]),
-                "minutes_beyond_t2_window": len(beyond),
-            },
-            check_results=results,
-        )
+        return dg.MaterializeResult(metadata=t1_metadata(reports), check_results=checks.t1_checks(db, settings, reports))
 
     @dg.asset(
         partitions_def=hourly,
@@ -143,6 +221,11 @@ def build_event_assets(settings: Settings) -> list:
         right for hours whose t1 rows have already expired; a backfill range is one merge."""
         hours = partition_hours(context)
         reports = [rebuild_hours(store, db, settings, chunk, engine) for chunk in hour_chunks(hours, engine)]
+        rows, rounds = sum(r.rows for r in reports), 0
+        if picks_up(context):
+            rounds, picked = pick_up_landed(context, store, db, engine, hours[0])
+            if picked is not None:
+                reports, rows = [picked], picked.rows
         results = checks.t2_checks(db, settings, hours, reports)
         if all(r.passed for r in results):
             # raw -> t1 -> t2 complete: the hours are no longer pending
@@ -150,9 +233,49 @@ def build_event_assets(settings: Settings) -> list:
                 for hour in hours:
                     clear_pending_if_current(store, db, settings, hour)
         return dg.MaterializeResult(
-            metadata={"dagster/row_count": sum(r.rows for r in reports), "hours": len(hours)},
+            metadata={"dagster/row_count": rows, "hours": len(hours), "rounds_picked_up": rounds},
             check_results=results,
         )
+
+    def pick_up_landed(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine,
+                       hour: pd.Timestamp) -> tuple[int, HourReport | None]:
+        """Before a live run ends, it claims what landed for its hour while it worked, recomputes t1
+        and t2, and looks again, until ``linger_seconds`` pass without a new file (or
+        ``PICK_UP_SECONDS`` are spent): the next files need no run of their own, nor its process
+        start. Each round is recorded as a materialization of raw_files and t1_minute with their
+        checks. At the end the run tags when it last listed the hour: what landed after that is
+        left to one follow-up run. Returns the rounds and the t2 report of the last one."""
+        tag, key = ListingTag(context), layout.partition_key(hour)
+        linger = linger_seconds(context.run, settings)
+        deadline, rounds, last, claimed_from = time.monotonic() + PICK_UP_SECONDS, 0, None, None
+        quiet_until = time.monotonic() + linger
+        while True:
+            looked = time.time()
+            waiting = any(_parses(o.name) for o in store.list(layout.landing_prefix(hour)))
+            if waiting and time.monotonic() > deadline:
+                if claimed_from is not None:
+                    tag.record(hour, claimed_from)  # the files waiting now are left to a follow-up
+                return rounds, last
+            if not waiting:
+                if time.monotonic() >= quiet_until:
+                    tag.record(hour, looked)  # every file landed before this look is claimed
+                    return rounds, last
+                _pause()
+                continue
+
+            def began(at: float) -> None:
+                nonlocal claimed_from
+                claimed_from = at
+
+            with db.advisory_lock(layout.hour_lock_name(hour)):
+                claim = claim_hour(store, hour, engine, settings.landing_page_size, on_listed=began)
+            log_claim(context, claim)
+            _log_results(context, keys.RAW_FILES, key, claim_metadata(claim), checks.raw_checks(claim.extra_columns))
+            report = recompute_minutes(store, db, settings, [hour], engine)
+            _log_results(context, keys.T1_MINUTE, key, t1_metadata([report]), checks.t1_checks(db, settings, [report]))
+            last = rebuild_hours(store, db, settings, [hour], engine)
+            rounds += 1
+            quiet_until = time.monotonic() + linger
 
     @dg.asset(
         deps=[t1_minute],
@@ -184,7 +307,7 @@ def build_event_assets(settings: Settings) -> list:
         owners=OWNERS,
         kinds={"csv", settings.engine, *(["s3"] if settings.lake_url.startswith("s3://") else [])},
         pool="events_housekeeping",
-        tags={"clickflow/lane": "housekeeping"},
+        tags={LANE_TAG: HOUSEKEEPING},
     )
     @on_engine(settings)
     def archive(context: dg.AssetExecutionContext, store: Lake, db: Warehouse, engine: Engine):
@@ -215,6 +338,7 @@ def build_event_assets(settings: Settings) -> list:
     )
     def t1_retention(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         """Deletes t1 minutes older than PIPELINE_T1_RETENTION_HOURS before the newest t1 minute."""
+        give_way_if_background(context.run)
         deleted, cutoff = apply_t1_retention(warehouse.get(), settings)
         return dg.MaterializeResult(metadata={"dagster/row_count": deleted, "deleted_rows": deleted,
                                               "cutoff": str(cutoff)})
@@ -230,6 +354,7 @@ def build_event_assets(settings: Settings) -> list:
     def t2_retention(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
         """Deletes t2 hours (and staged rows) older than PIPELINE_T2_RETENTION_DAYS; archives and
         minute aggregates are kept."""
+        give_way_if_background(context.run)
         deleted, cutoff = apply_t2_retention(lake.get(), warehouse.get(), settings)
         return dg.MaterializeResult(metadata={"dagster/row_count": deleted, "deleted_rows": deleted,
                                               "cutoff": str(cutoff)})
@@ -252,10 +377,12 @@ def on_engine(settings: Settings):
 
             def step(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource,
                      spark: LazyPySparkResource):
+                give_way_if_background(context.run)
                 return body(context, lake.get(), warehouse.get(), get_engine("spark", spark=spark))
         else:
 
             def step(context: dg.AssetExecutionContext, lake: LakeResource, warehouse: WarehouseResource):
+                give_way_if_background(context.run)
                 return body(context, lake.get(), warehouse.get(), get_engine(settings.engine))
 
         # Not functools.wraps: its __wrapped__ would show Dagster the body's signature.

@@ -7,6 +7,8 @@ happens in order on the calling thread. A killed claim is repaired by the next o
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -15,7 +17,12 @@ from pipeline.events import layout, schema
 from pipeline.events.engine import Engine
 from pipeline.events.layout import FileEntry, Manifest
 from pipeline.events.staging import StagedFile, StageTask, forget, stage_file
-from pipeline.resources.lake import Lake
+from pipeline.resources.lake import Lake, LakeObject
+
+# Run tag: {hour partition key: epoch seconds when the run's claim began listing it}. A file landed
+# before that is the run's; one landed after is not (the landing sensor asks a follow-up for it).
+LISTED_TAG = "clickflow/listed"
+
 
 @dataclass
 class ClaimReport:
@@ -43,22 +50,34 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def claim_hour(lake: Lake, hour: pd.Timestamp, engine: Engine, page_size: int = 1000) -> ClaimReport:
+def _landed_at(obj: LakeObject) -> str:
+    """When the object landed, as storage says (folder mtime, S3 LastModified)."""
+    if obj.modified is None:
+        return ""
+    return dt.datetime.fromtimestamp(obj.modified, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def claim_hour(lake: Lake, hour: pd.Timestamp, engine: Engine, page_size: int = 1000,
+               on_listed: Callable[[float], None] | None = None) -> ClaimReport:
     """Move the hour's landed files to ``raw/`` and record them; call under the hour's lock.
 
     The engine stages the files (reads, checks, writes their rows beside: the work, on worker
     threads, processes or executors); this thread then decides, file by file in listing order,
     what each becomes, and alone moves, quarantines and records, so a killed claim leaves
-    nothing a later one cannot repair.
+    nothing a later one cannot repair. ``on_listed`` is told when the listing of ``landing/``
+    began (epoch seconds), once it is done: every file landed before then is this claim's.
     """
     report = ClaimReport()
     manifest = Manifest.load(lake, hour)
-    prefix = "landing/" + hour.strftime("%Y-%m-%d-%H-")
+    prefix = layout.landing_prefix(hour)
+    listing_began = time.time()
 
     # Adopt files a killed run moved to raw/ without recording them (move happens before save).
     candidates = [(obj, True) for obj in lake.list(f"raw/{layout.slug(hour)}/", page_size)
                   if obj.name not in manifest.files]
     candidates += [(obj, False) for obj in lake.list(prefix, page_size)]
+    if on_listed is not None:
+        on_listed(listing_began)
     if candidates:
         # Before the first move: once a file has left landing/, only this marker asks for the
         # hour again if the run dies (t2_hour clears it once the hour is complete).
@@ -102,13 +121,14 @@ def claim_hour(lake: Lake, hour: pd.Timestamp, engine: Engine, page_size: int = 
             manifest.files[fname.name] = FileEntry(
                 name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=staged.size,
                 sha256=staged.sha256, status="quarantined", reason=staged.error, claimed_at=_now(),
-                quarantine_key=key)
+                quarantine_key=key, landed_at=_landed_at(obj))
             report.quarantined[fname.name] = staged.error
             continue
         entry = FileEntry(name=fname.name, minute=fname.minute.isoformat(), server=fname.server, size=staged.size,
                           sha256=staged.sha256, status="accepted", claimed_at=_now(), rows=staged.rows,
                           rejected_rows=staged.rejected_rows, malformed_rows=staged.malformed_rows,
-                          extra_columns=list(staged.extra_columns), staged_key=staged.staged_key)
+                          extra_columns=list(staged.extra_columns), staged_key=staged.staged_key,
+                          landed_at=_landed_at(obj))
         durable.append(staged.staged_key)
         if staged.rejected_rows:
             details = {"reasons": staged.reasons}

@@ -44,6 +44,8 @@ class DashboardData:
     waiting: int = 0  # files in landing/ not claimed yet
     t1_hours: int = 24
     t2_days: int = 31
+    lag_wall_clock: pd.Timedelta | None = None  # see pipeline.events.freshness
+    lag_landing: pd.Timedelta | None = None
 
 
 # --------------------------------------------------------------------------- frames
@@ -63,15 +65,42 @@ def combine_totals(by_event: dict[str, pd.DataFrame], time_col: str) -> pd.DataF
     return out.sort_values(time_col, kind="mergesort").reset_index(drop=True)[[time_col, "views", "purchases", "gmv"]]
 
 
+TIMES = ("claimed_at", "landed_at", "in_t1_at")
+
+
 def manifest_frame(manifests: list[dict]) -> pd.DataFrame:
     """One row per claimed file of the given hour manifests (``layout.Manifest`` JSON)."""
     rows = [{"name": e["name"], "minute": e["minute"], "server": e["server"], "status": e["status"],
-             "claimed_at": e.get("claimed_at") or None}
+             **{time: e.get(time) or None for time in TIMES}}
             for manifest in manifests for e in manifest.get("files", {}).values()]
-    frame = pd.DataFrame(rows, columns=["name", "minute", "server", "status", "claimed_at"])
+    frame = pd.DataFrame(rows, columns=["name", "minute", "server", "status", *TIMES])
     frame["minute"] = pd.to_datetime(frame["minute"], utc=True)
-    frame["claimed_at"] = pd.to_datetime(frame["claimed_at"], utc=True)
+    for time in TIMES:
+        frame[time] = pd.to_datetime(frame[time], utc=True, format="ISO8601")
     return mark_late(frame)
+
+
+def landing_to_t1(files: pd.DataFrame, now: pd.Timestamp, window: pd.Timedelta = pd.Timedelta(hours=1)) -> dict:
+    """p95 of (in t1 - landed) over the files that reached t1 in the ``window`` before ``now``, for
+    every file and for the live ones (not late); seconds, None without files."""
+    if files.empty:
+        return {"p95_s": None, "files": 0, "live_p95_s": None, "live_files": 0}
+    recent = files[(files["in_t1_at"] > now - window) & (files["in_t1_at"] <= now) & files["landed_at"].notna()]
+    seconds = (recent["in_t1_at"] - recent["landed_at"]).dt.total_seconds().clip(lower=0)
+    live = seconds[~recent["late"]]
+
+    def p95(values: pd.Series) -> float | None:
+        return float(values.quantile(0.95, interpolation="higher")) if len(values) else None
+
+    return {"p95_s": p95(seconds), "files": len(seconds), "live_p95_s": p95(live), "live_files": len(live)}
+
+
+def _lag(value: pd.Timedelta | None) -> str:
+    if value is None:
+        return "n/a"
+    seconds = value.total_seconds()
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min" if seconds < 7200 else \
+        f"{seconds / 3600:,.1f} h"
 
 
 def mark_late(files: pd.DataFrame) -> pd.DataFrame:
@@ -136,7 +165,13 @@ def kpis(data: DashboardData) -> list[tuple[str, str, str]]:
     hour = last_hour(data.minutes, data.newest_minute)
     late = int(data.files["late"].sum()) if len(data.files) else 0
     accepted = int((data.files["status"] == "accepted").sum()) if len(data.files) else 0
+    latency = landing_to_t1(data.files, data.generated_at)
+    p95 = "n/a" if latency["p95_s"] is None else f"{latency['p95_s']:,.1f} s"
+    live = "" if latency["live_p95_s"] is None else f"; live files {latency['live_p95_s']:,.1f} s"
     return [
+        ("t1 lag, wall clock", _lag(data.lag_wall_clock), "now - end of the newest t1 minute"),
+        ("t1 lag, landing", _lag(data.lag_landing), "newest landed minute - newest t1 minute"),
+        ("landing → t1 p95", p95, f"{latency['files']:,} files in t1 in the last hour{live}"),
         ("GMV, last hour", f"{hour['gmv']:,.2f}", "sum of purchase prices"),
         ("purchases, last hour", f"{hour['purchases']:,}", ""),
         ("views, last hour", f"{hour['views']:,}", "one per session and product per minute"),

@@ -13,3 +13,8 @@ DASHBOARD = dg.AssetKey([GROUP, "dashboard"])
 ARCHIVE = dg.AssetKey([GROUP, "archive"])
 T1_RETENTION = dg.AssetKey([GROUP, "t1_retention"])
 T2_RETENTION = dg.AssetKey([GROUP, "t2_retention"])
+
+# Freshness checks: evaluated by their sensor; kept out of the ingest runs (every live minute).
+T1_FRESHNESS = dg.AssetCheckKey(T1_MINUTE, "t1_freshness")
+RANKINGS_FRESHNESS = dg.AssetCheckKey(RANKINGS, "rankings_freshness")
+FRESHNESS_CHECKS = dg.AssetSelection.checks(T1_FRESHNESS, RANKINGS_FRESHNESS)

@@ -46,6 +46,11 @@ def block_hours(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
     return list(pd.date_range(start, end, freq="h", inclusive="left"))
 
 
+def landing_prefix(hour: pd.Timestamp) -> str:
+    """Where an hour's files land: names start with their minute."""
+    return "landing/" + pd.Timestamp(hour).tz_convert("UTC").strftime("%Y-%m-%d-%H-")
+
+
 def raw_key(hour: pd.Timestamp, name: str) -> str:
     return f"raw/{slug(hour)}/{name}"
 
@@ -118,6 +123,8 @@ class FileEntry:
     staged_key: str = ""  # where its accepted rows are; "" in manifests older than the field
     malformed_rows: int = 0  # lines with a wrong number of fields: no columns, so not in the archive
     extra_columns: list[str] = field(default_factory=list)  # header columns beyond schema.COLUMNS
+    landed_at: str = ""  # when it landed: the landed object's modification time (ISO UTC)
+    in_t1_at: str = ""  # when the t1 transaction that first held its rows committed ("": not in t1)
 
     def staged(self, hour: pd.Timestamp) -> str:
         return self.staged_key or f"staged/{slug(hour)}/{self.name}.parquet"  # the earlier format

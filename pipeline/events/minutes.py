@@ -7,6 +7,7 @@ killed one is repaired by the next.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -63,8 +64,9 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
     with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
         work: dict[pd.Timestamp, _HourWork] = {}
         entries: dict[tuple[pd.Timestamp, str], FileEntry] = {}
+        manifests: dict[pd.Timestamp, Manifest] = {}
         for hour in hours:
-            manifest = Manifest.load(lake, hour)
+            manifest = manifests[hour] = Manifest.load(lake, hour)
             entries.update({(hour, e.name): e for e in manifest.accepted()})
             wanted = manifest.accepted_by_minute()
             sums, state = read_aggregates(lake, hour)
@@ -107,11 +109,31 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
         report.expected = {event: (int(count), gmv) for event, (count, gmv) in totals.items()}
         stale_ts = [pd.Timestamp(m) for item in work.values() for m in item.stale]
         report.in_window = [m for m in stale_ts if m > t1_cutoff]
+        committed = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
         for hour, item in work.items():
             write_aggregates(lake, hour, _hour_sums(item, fresh, hour, settings), _new_state(item))
             report.minutes += item.stale
+            _mark_in_t1(lake, hour, manifests[hour], item, t1_cutoff, committed)
     return report
+
+
+def _mark_in_t1(lake: Lake, hour: pd.Timestamp, manifest: Manifest, item: _HourWork, t1_cutoff: pd.Timestamp,
+                committed: str) -> None:
+    """Record when each file first reached t1 (the dashboard's landing-to-t1 latency). Bookkeeping
+    after the aggregates: a crash before it leaves the time unset, never the tables wrong."""
+    def names(files: list[str]) -> set[str]:
+        return {entry.rsplit(":", 1)[0] for entry in files}
+
+    added = set()
+    for minute in item.stale:
+        if pd.Timestamp(minute) > t1_cutoff:
+            added |= names(item.wanted[minute]) - names(item.state.get(minute, []))
+    fresh = [manifest.files[name] for name in added if not manifest.files[name].in_t1_at]
+    for entry in fresh:
+        entry.in_t1_at = committed
+    if fresh:
+        manifest.save(lake, hour)
 
 
 def _chunks(work: dict[pd.Timestamp, _HourWork], entries: dict,

@@ -4,9 +4,10 @@ chunks of minutes) runs outside this process's GIL, on every core.
 Threads gave 1.3x on two cores (measured: the Python between Arrow calls holds the GIL);
 processes give the cores. The pool starts on first use, forked from a clean server process that
 imported the work's modules (``forkserver``: not a fork of a process running Dagster's threads),
-and serves every later call of the process, so batch mode pays its start once; small calls (a live minute's files) stay on threads in this
-process, where starting workers would cost more than it saves. Work sent here is a module-level
-function of picklable arguments that reads and writes the lake itself.
+and serves every later call of the process, so batch mode pays its start once; small calls (a
+live minute's files) stay on threads in this process, where starting workers would cost more than
+it saves. Work sent here is a module-level function of picklable arguments that reads and writes
+the lake itself.
 """
 
 from __future__ import annotations

@@ -11,9 +11,12 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import tldextract
+
+if TYPE_CHECKING:  # imported where used: a run of another group does not pay for it
+    import tldextract
 
 REQUIRED_COLUMNS = ("timestamp", "email", "country")
 TYPED_COLUMNS = REQUIRED_COLUMNS + ("tags",)
@@ -169,6 +172,8 @@ def _extra_json(extra: pd.DataFrame) -> pd.Series:
 def _public_suffixes() -> tldextract.TLDExtract:
     # The public suffix list bundled with the installed tldextract: no network, no disk cache,
     # so the same email gives the same company on every machine until the library is upgraded.
+    import tldextract
+
     return tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
 
 

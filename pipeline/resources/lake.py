@@ -13,7 +13,7 @@ import re
 import tempfile
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -28,6 +28,11 @@ MAX_KEY_LENGTH = 1024
 
 class LakeKeyError(ValueError):
     """A key that could escape the lake root or that storage could misread."""
+
+
+class ObjectGone(FileNotFoundError):
+    """The object was listed (or named) but is not there any more: another process moved or
+    deleted it. Normal under concurrency (a run claims landed files while a sensor lists them)."""
 
 
 def validate_key(key: str, *, prefix: bool = False) -> str:
@@ -59,6 +64,7 @@ class LakeObject:
     key: str
     size: int
     etag: str  # content fingerprint from storage: S3 ETag, or size+mtime on a folder
+    modified: float | None = field(default=None, compare=False)  # last written, epoch s (mtime, LastModified)
 
     @property
     def name(self) -> str:
@@ -69,22 +75,27 @@ class Lake(ABC):
     """What the platform needs from an object store, and nothing more."""
 
     url: str
+    # How much older than the truth ``LakeObject.modified`` can be (S3 LastModified has whole seconds).
+    modified_resolution: float = 0.0
 
     @abstractmethod
-    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[LakeObject]:
-        """Objects under ``prefix`` with keys > ``start_after``, sorted by key, at most ``limit``."""
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000,
+                  end_before: str | None = None) -> list[LakeObject]:
+        """Objects under ``prefix`` with ``start_after`` < key (< ``end_before``), sorted by key, at
+        most ``limit``. An object moved or deleted while the page is read is left out, never an error."""
 
-    def list(self, prefix: str, page_size: int = 1000) -> Iterator[LakeObject]:
-        start_after = ""
+    def list(self, prefix: str, page_size: int = 1000, start_after: str = "",
+             end_before: str | None = None) -> Iterator[LakeObject]:
         while True:
-            page = self.list_page(prefix, start_after, page_size)
+            page = self.list_page(prefix, start_after, page_size, end_before)
             yield from page
             if len(page) < page_size:
                 return
             start_after = page[-1].key
 
     @abstractmethod
-    def read_bytes(self, key: str) -> bytes: ...
+    def read_bytes(self, key: str) -> bytes:
+        """The object's bytes; raises :class:`ObjectGone` when it is not there."""
 
     @abstractmethod
     def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
@@ -138,14 +149,15 @@ class LocalLake(Lake):
             raise LakeKeyError(f"lake key {key!r} resolves outside the lake root")
         return path
 
-    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[LakeObject]:
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000,
+                  end_before: str | None = None) -> list[LakeObject]:
         validate_key(prefix, prefix=True)
         # Walk only the folder the prefix names, then filter by the rest of the prefix.
         base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         top = self.root / base_dir if base_dir else self.root
         if not top.is_dir():
             return []
-        found: list[LakeObject] = []
+        keys: list[str] = []
         for dirpath, dirnames, filenames in os.walk(top):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
@@ -153,14 +165,26 @@ class LocalLake(Lake):
                 if filename.startswith("."):
                     continue  # in-flight temporary files of write_bytes
                 key = filename if rel_dir == "." else f"{rel_dir}/{filename}"
-                if key.startswith(prefix) and key > start_after:
-                    stat = os.stat(os.path.join(dirpath, filename))
-                    found.append(LakeObject(key, stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}"))
-        found.sort(key=lambda obj: obj.key)
-        return found[:limit]
+                if key.startswith(prefix) and key > start_after and (end_before is None or key < end_before):
+                    keys.append(key)
+        keys.sort()
+        # Stat only the page, and skip what a concurrent claim moved away since the walk.
+        found: list[LakeObject] = []
+        for key in keys:
+            try:
+                stat = os.stat(self.root / key)
+            except FileNotFoundError:
+                continue
+            found.append(LakeObject(key, stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}", stat.st_mtime))
+            if len(found) == limit:
+                break
+        return found
 
     def read_bytes(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectGone(f"lake object {key!r} is not there (moved or deleted)") from None
 
     def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
         path = self.path(key)
@@ -203,6 +227,8 @@ class LocalLake(Lake):
 
 
 class S3Lake(Lake):
+    modified_resolution = 1.0  # LastModified is listed in whole seconds
+
     def __init__(self, url: str, endpoint_url: str | None = None, client=None):
         if not url.startswith("s3://"):
             raise ValueError(f"an S3 lake URL starts with s3://, got {url!r}")
@@ -222,7 +248,8 @@ class S3Lake(Lake):
     def _full(self, key: str) -> str:
         return self.prefix + validate_key(key)
 
-    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000) -> list[LakeObject]:
+    def list_page(self, prefix: str, start_after: str = "", limit: int = 1000,
+                  end_before: str | None = None) -> list[LakeObject]:
         validate_key(prefix, prefix=True)
         kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + prefix, "MaxKeys": min(limit, 1000)}
         if start_after:
@@ -231,14 +258,25 @@ class S3Lake(Lake):
         while len(found) < limit:
             response = self.client.list_objects_v2(**kwargs)
             for item in response.get("Contents", []):
-                found.append(LakeObject(item["Key"][len(self.prefix):], item["Size"], item["ETag"].strip('"')))
+                key = item["Key"][len(self.prefix):]
+                if end_before is not None and key >= end_before:
+                    return found[:limit]  # keys come in order: nothing after this one is wanted
+                found.append(LakeObject(key, item["Size"], item["ETag"].strip('"'),
+                                        item["LastModified"].timestamp()))
             if not response.get("IsTruncated"):
                 break
             kwargs["ContinuationToken"] = response["NextContinuationToken"]
         return found[:limit]
 
     def read_bytes(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
+        except ClientError as error:
+            if _missing(error):
+                raise ObjectGone(f"lake object {key!r} is not there (moved or deleted)") from None
+            raise
 
     def fingerprint(self, obj: LakeObject) -> str:
         """The ETag: S3 derives it from the bytes (and, for multipart uploads, the part size), so
@@ -259,7 +297,7 @@ class S3Lake(Lake):
             self.client.head_object(Bucket=self.bucket, Key=self._full(key))
             return True
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _missing(error):
                 return False
             raise
 
@@ -268,6 +306,11 @@ class S3Lake(Lake):
             Bucket=self.bucket, Key=self._full(dst), CopySource={"Bucket": self.bucket, "Key": self._full(src)}
         )
         self.delete(src)
+
+
+def _missing(error) -> bool:
+    """Whether a botocore ``ClientError`` says the object does not exist."""
+    return error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
 
 
 def open_lake(url: str, endpoint_url: str | None = None) -> Lake:

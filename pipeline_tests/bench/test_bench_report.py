@@ -88,7 +88,8 @@ def test_time_split_takes_the_wall_time_apart():
     assert split["between_runs_s"] == 1.0  # 0.5 + 0.5
     assert split["steps_s"] == 20.5 and split["run_machinery_s"] == 3.5
     assert split["after_last_run_s"] == 1.0
-    assert list(split["steps"]) == ["claim", "t1", "t2", "rankings", "dashboard", "retention"]
+    assert list(split["steps"]) == ["claim", "t1", "t2", "rankings", "freshness", "dashboard", "retention"]
+    assert split["steps"]["freshness"] == 0.0  # a step that did not run counts nothing
 
 
 def test_time_split_needs_recorded_runs():

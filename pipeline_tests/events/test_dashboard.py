@@ -76,7 +76,8 @@ def test_files_per_minute_by_server_and_by_arrival():
 
 def test_no_manifests_give_an_empty_frame_with_the_columns():
     files = dashboard.manifest_frame([])
-    assert files.empty and list(files.columns) == ["name", "minute", "server", "status", "claimed_at", "late"]
+    assert files.empty and list(files.columns) == ["name", "minute", "server", "status", "claimed_at", "landed_at",
+                                              "in_t1_at", "late"]
 
 
 def test_quarantine_entries_newest_first_with_their_reason():
@@ -149,8 +150,37 @@ def test_page_holds_every_chart_with_its_data_and_the_tiles():
     assert [(r["minute"], r["gmv"]) for r in minute_rows] == [("2019-10-01T00:00:00Z", 5.0),
                                                                ("2019-10-01T00:01:00Z", 7.25)]
     tiles = re.findall(r'<div class="label">([^<]*)</div><div class="value">([^<]*)</div>', page)
-    assert tiles == [("GMV, last hour", "12.25"), ("purchases, last hour", "3"), ("views, last hour", "30"),
+    assert tiles == [("t1 lag, wall clock", "n/a"), ("t1 lag, landing", "n/a"), ("landing → t1 p95", "n/a"),
+                     ("GMV, last hour", "12.25"), ("purchases, last hour", "3"), ("views, last hour", "30"),
                      ("files claimed", "2"), ("late files", "0"), ("quarantined", "1"), ("waiting in landing/", "4")]
+
+
+def _timed(name, minute, claimed, landed, in_t1):
+    """A manifest entry with the times the claim and t1 record (ISO, as layout.FileEntry holds them)."""
+    return {"name": name, "minute": minute.isoformat(), "server": "s1", "status": "accepted",
+            "claimed_at": claimed.isoformat(), "landed_at": landed.isoformat() if landed is not None else "",
+            "in_t1_at": in_t1.isoformat() if in_t1 is not None else "", "size": 1, "sha256": "x"}
+
+
+def test_landing_to_t1_p95_of_the_last_hour_for_every_file_and_the_live_ones():
+    files = dashboard.manifest_frame([{"hour": T.isoformat(), "files": {e["name"]: e for e in [
+        _timed("a", _m(0), _at(5), _at(0), _at(8)),  # 8 s
+        _timed("b", _m(0), _at(6), _at(1), _at(13)),  # 12 s
+        _timed("c", _m(1), _at(65), _at(60), _at(80)),  # 20 s
+        _timed("d", _m(0), _at(125), _at(120), _at(160)),  # 40 s, late: minute 1 was claimed at :65
+        _timed("e", _m(1), _at(66), _at(-9000), _at(-7000)),  # reached t1 more than an hour before now
+        _timed("f", _m(1), _at(67), _at(62), None),  # not in t1 (yet)
+    ]}}])
+    assert dict(zip(files["name"], files["late"]))["d"]
+    latency = dashboard.landing_to_t1(files, now=_at(1800))
+    # p95 with the higher value: of [8, 12, 20, 40] the 4th, of the live [8, 12, 20] the 3rd
+    assert latency == {"p95_s": 40.0, "files": 4, "live_p95_s": 20.0, "live_files": 3}
+    page = dashboard.render_page(_data(files=files, generated_at=_at(1800), lag_wall_clock=pd.Timedelta(seconds=45),
+                                       lag_landing=pd.Timedelta(minutes=3)), bundle="")
+    tiles = re.findall(r'<div class="label">([^<]*)</div><div class="value">([^<]*)</div>', page)
+    assert tiles[:3] == [("t1 lag, wall clock", "45 s"), ("t1 lag, landing", "3.0 min"),
+                         ("landing → t1 p95", "40.0 s")]
+    assert "4 files in t1 in the last hour; live files 20.0 s" in page
 
 
 def test_data_cannot_break_out_of_the_page():

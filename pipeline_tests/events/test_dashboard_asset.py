@@ -85,3 +85,43 @@ def test_dashboard_follows_the_rankings():
         instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=["events", "rankings"]))  # t1 changed again
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
         assert result.get_num_requested(dg.AssetKey(["events", "dashboard"])) == 1
+
+
+@pytest.mark.integration
+def test_claim_and_t1_record_when_each_file_landed_and_reached_t1(tmp_path, pg_url, monkeypatch):
+    import datetime as dt
+
+    from pipeline.events import dashboard
+    from pipeline.events.dashboard_asset import load_dashboard_data
+    from pipeline.events.layout import Manifest
+
+    platform = make_platform(tmp_path, pg_url, monkeypatch)
+    first, late = sample_files("2019-10-01 00:00", 1, events_per_minute=40, servers=3)[:2], \
+        sample_files("2019-10-01 00:00", 1, events_per_minute=40, servers=3)[2]
+    for name, data in first:
+        platform.land(name, data)
+    landed = {o.name: o.modified for o in platform.lake.list("landing/")}
+    before = pd.Timestamp.now(tz="UTC")
+    assert not platform.process().failed
+    between = pd.Timestamp.now(tz="UTC")
+    platform.land(*late)  # the same minute from a third server: minute 00:00 is recomputed
+    landed[late[0]] = next(o.modified for o in platform.lake.list("landing/"))
+    assert not platform.process().failed
+    after = pd.Timestamp.now(tz="UTC")
+
+    entries = Manifest.load(platform.lake, pd.Timestamp("2019-10-01 00:00", tz="UTC")).files
+    assert sorted(entries) == sorted(landed)
+    for name, modified in landed.items():
+        iso = dt.datetime.fromtimestamp(modified, dt.timezone.utc).isoformat(timespec="milliseconds")
+        assert entries[name].landed_at == iso
+    in_t1 = {name: pd.Timestamp(entry.in_t1_at) for name, entry in entries.items()}
+    for name, _ in first:  # reached t1 in the first processing, and keep that time after the recompute
+        assert before <= in_t1[name] <= between
+    assert between <= in_t1[late[0]] <= after
+
+    data = load_dashboard_data(platform.lake, platform.warehouse, platform.settings, now=after)
+    assert data.lag_landing == pd.Timedelta(0)
+    assert data.lag_wall_clock == after - pd.Timestamp("2019-10-01 00:01", tz="UTC")
+    seconds = sorted((in_t1[n] - pd.Timestamp(entries[n].landed_at)).total_seconds() for n in landed)
+    latency = dashboard.landing_to_t1(data.files, after)
+    assert latency["files"] == 3 and latency["p95_s"] == pytest.approx(seconds[-1])  # 3 values: p95 is the max

@@ -51,3 +51,16 @@ def test_daemon_and_webserver_process_landed_files(tmp_path):
 
         live.wait(lambda: live.graphql(MATERIALIZED, {"path": ["events", "rankings"]})["assetOrError"].get(
             "assetMaterializations"), 180, "the automation sensor to refresh the rankings")
+
+        # The daemon's freshness sensor records the checks on t1 and the rankings, shown in the UI.
+        def fresh(path: list[str], name: str):
+            evaluation = live.latest_check(path, name)
+            return evaluation if evaluation and evaluation["metadata"].get("newest_minute") == \
+                "2019-10-01 00:02:00+00:00" else None
+
+        for path, name, what in ((["events", "t1_minute"], "t1_freshness", "t1"),
+                                 (["events", "rankings"], "rankings_freshness", "the rankings")):
+            evaluation = live.wait(lambda: fresh(path, name), 120, f"the {name} check of the daemon")
+            assert evaluation["success"] is True
+            assert evaluation["description"].startswith(
+                f"{what}: newest minute 2019-10-01 00:02, 0 s behind the newest landed file")

@@ -43,3 +43,19 @@ def test_every_asset_explains_itself():
     assert isinstance(hourly, dg.HourlyPartitionsDefinition)
     sensors = {s.name for s in defs.sensors}
     assert {"landing_sensor", "archive_sensor", "events_automation"} <= sensors
+
+
+def test_loading_the_code_location_imports_no_library_only_one_group_uses():
+    """Every run starts a process that loads the code location: libraries of one group's work are
+    imported where that work happens, not when the definitions load."""
+    heavy = ["altair", "vl_convert", "jinja2", "pymongo", "user_agents", "tldextract", "openpyxl", "duckdb",
+             "pyspark", "dagster_pyspark", "boto3", "matplotlib"]
+    code = ("import sys, pipeline.definitions as d; from pipeline.settings import Settings; "
+            "d.build_definitions(Settings.from_env()).get_repository_def(); "
+            f"print([m for m in {heavy!r} if m in sys.modules])")
+    env = {**os.environ, "PIPELINE_PARTITIONS_START": "2019-10-01", "PIPELINE_PARTITIONS_END": "2019-10-08",
+           "PIPELINE_ENGINE": "pandas"}
+    result = processes.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

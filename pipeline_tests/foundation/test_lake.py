@@ -1,6 +1,10 @@
+import os
+import threading
+
 import pytest
 
-from pipeline.resources.lake import LakeKeyError, LocalLake, validate_key
+from pipeline.resources import lake as lake_module
+from pipeline.resources.lake import LakeKeyError, LocalLake, ObjectGone, validate_key
 
 
 @pytest.fixture(params=["folder", "s3"])
@@ -37,6 +41,74 @@ def test_list_is_sorted_prefix_scoped_and_paginated(any_lake):
     before = any_lake.list_page("raw/")[0].etag
     any_lake.write_bytes("raw/x.csv", b"different content!")
     assert any_lake.list_page("raw/")[0].etag != before
+
+
+def test_list_page_stops_before_end_before(any_lake):
+    keys = [f"landing/2019-10-01-{h:02d}-00-00-s1.csv" for h in range(4)]
+    for key in keys:
+        any_lake.write_bytes(key, b"x")
+    split = "landing/2019-10-01-02-"
+    assert [o.key for o in any_lake.list_page("landing/", end_before=split)] == keys[:2]
+    assert [o.key for o in any_lake.list_page("landing/", start_after=keys[0], end_before=split)] == keys[1:2]
+    assert [o.key for o in any_lake.list("landing/", page_size=1, end_before=split)] == keys[:2]
+    assert [o.key for o in any_lake.list_page("landing/", start_after=split)] == keys[2:]
+
+
+def test_a_listed_object_moved_before_it_is_read_raises_object_gone(any_lake):
+    any_lake.write_bytes("landing/a.csv", b"x")
+    listed = any_lake.list_page("landing/")
+    any_lake.move("landing/a.csv", "raw/h/a.csv")  # a claim takes it between list and read
+    with pytest.raises(ObjectGone, match="landing/a.csv"):
+        any_lake.read_bytes(listed[0].key)
+    assert isinstance(ObjectGone("x"), FileNotFoundError)
+
+
+def test_the_listing_leaves_out_files_moved_after_the_folder_was_read(tmp_path, monkeypatch):
+    """The folder lake reads the directory, then stats each file: a claim moving files in between
+    (what a running ingest does) must not fail the listing."""
+    lake = LocalLake(tmp_path / "lake")
+    keys = [f"landing/2019-10-01-00-{m:02d}-00-s1.csv" for m in range(6)]
+    for key in keys:
+        lake.write_bytes(key, b"x")
+    real_walk = os.walk
+
+    def walk_then_claim(top, *args, **kwargs):
+        for entry in real_walk(top, *args, **kwargs):
+            yield entry  # the caller has the file names now
+            for key in keys[::2]:
+                if lake.exists(key):
+                    lake.move(key, key.replace("landing/", "raw/2019-10-01-00/"))
+
+    monkeypatch.setattr(lake_module.os, "walk", walk_then_claim)
+    assert [o.key for o in lake.list_page("landing/")] == keys[1::2]
+
+
+def test_listing_while_another_thread_moves_files_never_fails(tmp_path):
+    lake = LocalLake(tmp_path / "lake")
+    keys = [f"landing/2019-10-01-00-{m // 60:02d}-{m % 60:02d}-s1.csv" for m in range(2000)]
+    for key in keys:
+        (lake.root / key).parent.mkdir(parents=True, exist_ok=True)
+        (lake.root / key).write_bytes(b"x")
+    (lake.root / "raw").mkdir()
+    done = threading.Event()
+
+    def claim() -> None:
+        for key in keys:
+            os.replace(lake.root / key, lake.root / "raw" / key.rsplit("/", 1)[1])
+        done.set()
+
+    mover = threading.Thread(target=claim)
+    listings = 0
+    mover.start()
+    try:
+        while not done.is_set():
+            page = lake.list_page("landing/", limit=5000)
+            assert {o.key for o in page} <= set(keys)
+            listings += 1
+    finally:
+        mover.join()
+    assert listings >= 1
+    assert lake.list_page("landing/") == []
 
 
 def test_move(any_lake):

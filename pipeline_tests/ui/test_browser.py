@@ -79,6 +79,12 @@ def dagster(tmp_path_factory):
         assert [(r["jobName"], r["status"]) for r in runs] == [("events_ingest", "SUCCESS")]
         live.wait(lambda: live.graphql(DASHBOARD_MATERIALIZATIONS)["assetOrError"]["assetMaterializations"], 150,
                   "the automation sensor to build the dashboard")
+
+        def t1_fresh():
+            evaluation = live.latest_check(["events", "t1_minute"], "t1_freshness")
+            return evaluation and evaluation["metadata"].get("newest_minute") == "2019-10-01 00:02:00+00:00"
+
+        live.wait(t1_fresh, 120, "the daemon's freshness check of t1 after the run")
         yield live
 
 
@@ -86,7 +92,7 @@ def test_asset_graph_shows_every_event_asset(dagster):
     text = visible_text(browse(f"{dagster.url}/locations/clickflow/asset-groups/events", "graph"))
     for asset in EVENT_ASSETS:
         assert asset in text, f"{asset} is not on the events graph"
-    assert "3 / 3 Passed" in text  # t1_minute's blocking checks, evaluated in the sensor's run
+    assert "4 / 4 Passed" in text  # t1_minute's blocking checks (the sensor's run) and its freshness (the daemon)
 
 
 def test_partition_page_counts_the_hours_and_shows_the_materialization(dagster):
