@@ -8,6 +8,7 @@ warm-up (the daemon loads the code location) and is reported apart.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,30 +124,30 @@ def _run_stats(instance, result: LiveResult) -> None:
     result.run_exec_s = statistics.median(execs) if execs else None
 
 
-def run_live(
-    data: Dataset,
-    admin_url: str,
-    work: Path,
-    *,
-    interval: float = 5.0,
-    sensor_interval: int = 5,
-    log: Path | None = None,
-) -> LiveResult:
-    """Land minute 0 (warm-up), then minutes 1.. every ``interval`` seconds, with the daemon running."""
+@dataclass
+class RunningDaemon:
+    instance: object  # the daemon's DagsterInstance
+    lake: LocalLake
+    watcher: _Watcher
+    pg_url: str
+
+
+@contextlib.contextmanager
+def daemon_running(data: Dataset, admin_url: str, work: Path, name: str, expected: dict,
+                   sensor_interval: int, log: Path) -> Iterator[RunningDaemon]:
+    """The real daemon on fresh databases (``name`` for the tables, ``name``_dagster for its
+    instance) and a lake under ``work``, with a watcher of t1's complete minutes (``expected``:
+    purchases per minute), once its sensor loop runs. Everything it started is stopped and the
+    databases dropped at the end."""
     import dagster as dg
 
     from pipeline.instance import prepare_instance
     from pipeline.settings import Settings
 
-    result = LiveResult(interval_s=interval, sensor_interval_s=sensor_interval, warmup_s=None)
-    pg_url, dagster_url = fresh_database(admin_url, "live"), fresh_database(admin_url, "live_dagster")
-    minutes = [data.minute_files(m) for m in range(data.minutes)]
-    stamps = [pd.Timestamp(data.config.start) + pd.Timedelta(minutes=m) for m in range(data.minutes)]
-    expected = {stamp: _purchases(files) for stamp, files in zip(stamps, minutes)}
+    pg_url, dagster_url = fresh_database(admin_url, name), fresh_database(admin_url, f"{name}_dagster")
     env = platform_env(
         work, pg_url, data.files, "pandas", dagster_url, PIPELINE_SENSOR_INTERVAL_SECONDS=str(sensor_interval)
     )
-    log = log or work / "daemon.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     daemon = None
     watcher = _Watcher(pg_url, expected)
@@ -168,32 +170,11 @@ def run_live(
                 raise RuntimeError("the daemon's sensor loop did not start within 180 s")
             if daemon.poll() is not None:
                 raise RuntimeError(f"dagster-daemon exited with {daemon.returncode}; see {log}")
-            lake = LocalLake(env["PIPELINE_LAKE_URL"])
             watcher.start()
-
-            def land(m: int) -> float:
-                for path in minutes[m]:
-                    lake.write_bytes(f"landing/{path.name}", path.read_bytes())
-                return time.monotonic()
-
-            landed_warmup = land(0)
-            if _wait(lambda: stamps[0] in watcher.seen, 300):
-                result.warmup_s = watcher.seen[stamps[0]] - landed_warmup
-            landed = {}
-            begin = time.monotonic()
-            for m in range(1, data.minutes):
-                time.sleep(max(0.0, begin + (m - 1) * interval - time.monotonic()))
-                landed[stamps[m]] = land(m)
-            _wait(lambda: all(s in watcher.seen for s in landed), max(120.0, 20 * interval))
-            for stamp, at in landed.items():
-                if stamp in watcher.seen:
-                    result.latencies[stamp.isoformat()] = watcher.seen[stamp] - at
-                else:
-                    result.missing.append(stamp.isoformat())
-            active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-            _wait(lambda: not instance.get_runs(filters=dg.RunsFilter(statuses=active), limit=1), 60, poll=1)
-            _run_stats(instance, result)
-            instance.dispose()
+            try:
+                yield RunningDaemon(instance, LocalLake(env["PIPELINE_LAKE_URL"]), watcher, pg_url)
+            finally:
+                instance.dispose()
     finally:
         watcher.stop.set()
         if watcher.is_alive():
@@ -203,4 +184,48 @@ def run_live(
         daemon_log.close()
         for url in (pg_url, dagster_url):
             drop_database(admin_url, url)
+
+
+def run_live(
+    data: Dataset,
+    admin_url: str,
+    work: Path,
+    *,
+    interval: float = 5.0,
+    sensor_interval: int = 5,
+    log: Path | None = None,
+) -> LiveResult:
+    """Land minute 0 (warm-up), then minutes 1.. every ``interval`` seconds, with the daemon running."""
+    import dagster as dg
+
+    result = LiveResult(interval_s=interval, sensor_interval_s=sensor_interval, warmup_s=None)
+    minutes = [data.minute_files(m) for m in range(data.minutes)]
+    stamps = [pd.Timestamp(data.config.start) + pd.Timedelta(minutes=m) for m in range(data.minutes)]
+    expected = {stamp: _purchases(files) for stamp, files in zip(stamps, minutes)}
+    log = log or work / "daemon.log"
+    with daemon_running(data, admin_url, work, "live", expected, sensor_interval, log) as running:
+        instance, lake, watcher = running.instance, running.lake, running.watcher
+
+        def land(m: int) -> float:
+            for path in minutes[m]:
+                lake.write_bytes(f"landing/{path.name}", path.read_bytes())
+            return time.monotonic()
+
+        landed_warmup = land(0)
+        if _wait(lambda: stamps[0] in watcher.seen, 300):
+            result.warmup_s = watcher.seen[stamps[0]] - landed_warmup
+        landed = {}
+        begin = time.monotonic()
+        for m in range(1, data.minutes):
+            time.sleep(max(0.0, begin + (m - 1) * interval - time.monotonic()))
+            landed[stamps[m]] = land(m)
+        _wait(lambda: all(s in watcher.seen for s in landed), max(120.0, 20 * interval))
+        for stamp, at in landed.items():
+            if stamp in watcher.seen:
+                result.latencies[stamp.isoformat()] = watcher.seen[stamp] - at
+            else:
+                result.missing.append(stamp.isoformat())
+        active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+        _wait(lambda: not instance.get_runs(filters=dg.RunsFilter(statuses=active), limit=1), 60, poll=1)
+        _run_stats(instance, result)
     return result

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.data import Dataset, dataset
-from bench.live import DAEMON, ROOT, _purchases, _stop, _wait, _Watcher
-from bench.pg import drop_database, fresh_database
-from bench.platform_batch import environ, platform_env
+from bench.live import _purchases, _wait, daemon_running
 from pipeline.events.jobs import BACKLOG_TAG, INGEST_JOB
-from pipeline.resources.lake import LocalLake
 
 TARGET_P95_S, TARGET_MAX_S = 15.0, 30.0
 SENSOR = "landing_sensor"
@@ -185,37 +181,18 @@ def run_surge(
 ) -> SurgeResult:
     import dagster as dg
 
-    from pipeline.instance import prepare_instance
-    from pipeline.settings import Settings
-
     backlog_n = backlog_hours * 60
     live_max = data.minutes - backlog_n - 1
     stamps = [pd.Timestamp(data.config.start) + pd.Timedelta(minutes=m) for m in range(data.minutes)]
     minutes = [data.minute_files(m) for m in range(data.minutes)]
     result = SurgeResult(data.config.events_per_minute, sum(len(f) for f in minutes[:backlog_n]), backlog_n,
                          interval, sensor_interval, load_before=_load())
-    pg_url, dagster_url = fresh_database(admin_url, "surge"), fresh_database(admin_url, "surge_dagster")
     expected = {stamp: _purchases(files) for stamp, files in zip(stamps, minutes)}
-    env = platform_env(work, pg_url, data.files, "pandas", dagster_url,
-                       PIPELINE_SENSOR_INTERVAL_SECONDS=str(sensor_interval))
-    log = log or work / "daemon.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    daemon, watcher = None, _Watcher(pg_url, expected)
     landed_files: list[Path] = []
-    daemon_log = open(log, "wb")
     try:
-        with environ(env):
-            prepare_instance(Settings.from_env())
-            daemon = subprocess.Popen([str(DAEMON), "run", "-w", str(ROOT / "workspace.yaml")], cwd=ROOT,
-                                      env=dict(os.environ), stdout=daemon_log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-            instance = dg.DagsterInstance.get()
-            if not _wait(lambda: "SENSOR" in instance.get_daemon_heartbeats() or daemon.poll() is not None, 180):
-                raise RuntimeError("the daemon's sensor loop did not start within 180 s")
-            if daemon.poll() is not None:
-                raise RuntimeError(f"dagster-daemon exited with {daemon.returncode}; see {log}")
-            lake = LocalLake(env["PIPELINE_LAKE_URL"])
-            watcher.start()
+        log = log or work / "daemon.log"
+        with daemon_running(data, admin_url, work, "surge", expected, sensor_interval, log) as running:
+            instance, lake, watcher = running.instance, running.lake, running.watcher
 
             def land(m: int) -> float:
                 for path in minutes[m]:
@@ -255,19 +232,9 @@ def run_surge(
             result.load_after = _load()
             _tick_stats(instance, since, result)
             _run_stats(instance, since, result)
-            instance.dispose()
-        _compare_with_oracle(landed_files, pg_url, result)
+            _compare_with_oracle(landed_files, running.pg_url, result)
     except Exception as error:  # reported with whatever was measured before it
         result.error = f"{type(error).__name__}: {error}"
-    finally:
-        watcher.stop.set()
-        if watcher.is_alive():
-            watcher.join(10)
-        if daemon is not None:
-            _stop(daemon)
-        daemon_log.close()
-        for url in (pg_url, dagster_url):
-            drop_database(admin_url, url)
     return result
 
 

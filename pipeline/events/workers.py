@@ -16,10 +16,11 @@ import atexit
 import multiprocessing
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
+
+from pipeline.events import staging
 
 T, R = TypeVar("T"), TypeVar("R")
 
@@ -76,15 +77,4 @@ def shutdown() -> None:
 def in_order(work: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
     """``work(item)`` for each item on the worker processes, yielded in order, a few items ahead
     (at most ``2 * WORKERS`` results wait); an error is raised where its item's result is taken."""
-    pool = _pool_now()
-    pending: deque[Future] = deque()
-    try:
-        for item in items:
-            pending.append(pool.submit(work, item))
-            if len(pending) > 2 * WORKERS:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for future in pending:
-            future.cancel()
+    yield from staging.ahead(_pool_now(), work, items, 2 * WORKERS)
