@@ -56,6 +56,12 @@ class Cluster:
         state = get_json(f"{self.master_ui}/json/")
         return [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
 
+    def registered_workers(self) -> int:
+        """Workers whose log says the master accepted them: the readiness signal when the master's
+        UI answers ``/json/`` with its HTML page (seen with Spark 4.3 on a slow machine)."""
+        return sum("Successfully registered with master" in log.read_text(errors="replace")
+                   for log in self.log_dir.glob("worker*.log"))
+
     def stop(self) -> None:
         errors = []
         for proc in reversed(self.procs):  # workers (and their executors) first, then the master
@@ -91,7 +97,7 @@ def start_cluster(workers: int = 2, log_dir: Path | None = None, env: dict[str, 
     spark_class = str(home / "bin" / "spark-class")
 
     def launch(name: str, args: list[str]) -> None:
-        with open(log_dir / f"{name}.log", "ab") as log:
+        with open(log_dir / f"{name}.log", "wb") as log:
             cluster.procs.append(processes.popen([spark_class, *args], env=env, stdin=subprocess.DEVNULL,
                                                  stdout=log, stderr=subprocess.STDOUT))
 
@@ -107,6 +113,9 @@ def start_cluster(workers: int = 2, log_dir: Path | None = None, env: dict[str, 
         while True:
             try:
                 if len(cluster.alive_workers()) >= workers:
+                    return cluster
+            except ValueError:  # HTML where JSON was asked for
+                if cluster.registered_workers() >= workers:
                     return cluster
             except OSError:
                 pass  # the master's UI is not up yet
