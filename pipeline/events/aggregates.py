@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +40,12 @@ def read_aggregates(lake: Lake, hour) -> tuple[Sums, State]:
     key = layout.aggregates_key(hour)
     if not lake.exists(key):
         return {}, {}
-    table = pq.read_table(io.BytesIO(lake.read_bytes(key)))
+    return parse_aggregates(lake.read_bytes(key))
+
+
+def parse_aggregates(data: bytes) -> tuple[Sums, State]:
+    """``read_aggregates`` of a file's bytes (also on Spark's executors)."""
+    table = pq.read_table(io.BytesIO(data))
     metadata = table.schema.metadata or {}
     state = json.loads(metadata.get(_STATE_KEY, b"{}"))
     if metadata.get(_FORMAT_KEY) == FORMAT:
@@ -56,34 +62,47 @@ def read_state(lake: Lake, hour) -> State:
     return json.loads(metadata.get(_STATE_KEY, b"{}"))
 
 
-def write_aggregates(lake: Lake, hour, sums: Sums, state: State) -> None:
-    parts = []
-    for (event, dimension), table in sorted(sums.items()):
-        if not table.num_rows:
-            continue
-        n = table.num_rows
-        is_int = dimension in INT_DIMENSIONS
-        parts.append(pa.table({
-            "minute": table["time"].cast(SUMS.field("time").type),
-            "event": pa.array([event] * n, pa.string()).dictionary_encode(),
-            "dimension": pa.array([dimension] * n, pa.string()).dictionary_encode(),
-            "key_int": pc.cast(table["key"], pa.int64()) if is_int else pa.nulls(n, pa.int64()),
-            "key_text": pa.nulls(n, pa.string()) if is_int else pc.cast(table["key"], pa.string()),
-            "count": table["count"],
-            "units": table["units"],
-        }))
-    frame = pa.concat_tables(parts, promote_options="permissive") if parts else _EMPTY
-    frame = frame.replace_schema_metadata({_STATE_KEY: json.dumps(state).encode(), _FORMAT_KEY: FORMAT})
+def write_aggregates(lake: Lake, hour, sums: Sums | Iterable[tuple[tuple[str, str], pa.Table]],
+                     state: State) -> None:
+    """Write the hour's aggregates: ``sums``, or (pair, sums) pieces in file order (pairs sorted,
+    each pair's pieces in (time, key) order), encoded as they come: the hour's rows are never in
+    memory at once, only the compressed file."""
+    pieces = sorted(sums.items()) if isinstance(sums, dict) else sums
+    schema = _SCHEMA.with_metadata({_STATE_KEY: json.dumps(state).encode(), _FORMAT_KEY: FORMAT})
     buffer = io.BytesIO()
-    pq.write_table(frame, buffer, compression="zstd")
+    with pq.ParquetWriter(buffer, schema, compression="zstd") as writer:
+        pending, written = [], False
+        for pair, table in pieces:
+            if table.num_rows:
+                pending.append(_long(pair, table))
+            if sum(part.num_rows for part in pending) >= ROW_GROUP_ROWS:
+                writer.write_table(pa.concat_tables(pending))
+                pending, written = [], True
+        if pending or not written:
+            writer.write_table(pa.concat_tables(pending) if pending else _SCHEMA.empty_table())
     lake.write_bytes(layout.aggregates_key(hour), buffer.getvalue())
 
 
-_EMPTY = pa.table({
-    "minute": pa.array([], SUMS.field("time").type), "event": pa.array([], pa.string()).dictionary_encode(),
-    "dimension": pa.array([], pa.string()).dictionary_encode(), "key_int": pa.array([], pa.int64()),
-    "key_text": pa.array([], pa.string()), "count": pa.array([], pa.int64()), "units": pa.array([], pa.int64()),
-})
+ROW_GROUP_ROWS = 256 * 1024
+_SCHEMA = pa.schema([
+    ("minute", SUMS.field("time").type), ("event", pa.string()), ("dimension", pa.string()),
+    ("key_int", pa.int64()), ("key_text", pa.string()), ("count", pa.int64()), ("units", pa.int64()),
+])
+
+
+def _long(pair: tuple[str, str], table: pa.Table) -> pa.Table:
+    """One (event, dimension)'s sums as rows of the file."""
+    (event, dimension), n = pair, table.num_rows
+    is_int = dimension in INT_DIMENSIONS
+    return pa.table({
+        "minute": table["time"].cast(SUMS.field("time").type),
+        "event": pa.array([event] * n, pa.string()),
+        "dimension": pa.array([dimension] * n, pa.string()),
+        "key_int": pc.cast(table["key"], pa.int64()) if is_int else pa.nulls(n, pa.int64()),
+        "key_text": pa.nulls(n, pa.string()) if is_int else pc.cast(table["key"], pa.string()),
+        "count": table["count"],
+        "units": table["units"],
+    }, schema=_SCHEMA)
 
 
 def _split(table: pa.Table) -> Sums:

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.events import aggregation, staging, workers
+from pipeline.events import aggregation, layout, staging, workers
+from pipeline.events.aggregates import key_type, read_aggregates
 from pipeline.events.staging import StagedFile, StageTask
+from pipeline.events.tables import pairs
 from pipeline.resources.lake import Lake
 from pipeline.settings import Settings
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 Sums = dict[tuple[str, str], pa.Table]  # (event, dimension) -> time, key, count, units
 Totals = dict[str, tuple[int, float]]  # event -> (rows, sum of prices), counted from rows
+HourTotals = dict[tuple[pd.Timestamp, str, str], tuple[int, int]]  # (hour, event, dimension) -> count, units
 
 
 class Engine(Protocol):
@@ -39,8 +42,11 @@ class Engine(Protocol):
         dimension) minute sums of its rows (views deduplicated) and ``aggregation.row_totals`` of
         the rows of minutes after ``after``."""
 
-    def hour_sums(self, minutes: Sequence[pa.Table], key_type: pa.DataType) -> pa.Table:
-        """Minute sums of one (event, dimension) -> one row per (hour, key)."""
+    def hour_sums(self, lake: Lake, hours: Sequence[pd.Timestamp], events: Sequence[str],
+                  dimensions: Sequence[str]) -> tuple[Sums, HourTotals]:
+        """The hours' minute aggregates (their files in the lake) -> per (event, dimension), one
+        row per (hour, key); and each hour's (count, units) per (event, dimension), from the
+        minute sums apart from the hourly ones (the t2 check's reference)."""
 
 
 class PandasEngine:
@@ -71,8 +77,19 @@ class PandasEngine:
         for chunk in chunks:
             yield aggregation.sums_and_totals(staging.read_chunk(lake, chunk), events, dimensions, after)
 
-    def hour_sums(self, minutes, key_type):
-        return aggregation.merge_sums(minutes, key_type, hourly=True)
+    def hour_sums(self, lake, hours, events, dimensions):
+        """An hour's aggregates at a time: this process holds one hour of minute sums."""
+        parts: dict[tuple[str, str], list[pa.Table]] = {pair: [] for pair in pairs(events, dimensions)}
+        totals = {}
+        for hour in hours:
+            sums = read_aggregates(lake, hour)[0]
+            for (event, dimension), merged in parts.items():
+                minutes = sums.get((event, dimension))
+                totals[(hour, event, dimension)] = aggregation.totals(minutes) if minutes is not None else (0, 0)
+                if minutes is not None and minutes.num_rows:
+                    merged.append(aggregation.merge_sums([minutes], key_type(dimension), hourly=True))
+        return {pair: aggregation.merge_sums(merged, key_type(pair[1]), hourly=True)
+                for pair, merged in parts.items()}, totals
 
 
 def _sums_in_worker(spec, events, dimensions, after, chunk) -> tuple[Sums, Totals]:
@@ -138,12 +155,23 @@ class SparkEngine:
             rows = spark.createDataFrame(keys, "key string").mapInArrow(read, spark_tasks.STAGED_DDL)
             yield spark_transform.sums_and_totals(spark, rows, events, dimensions, after)
 
-    def hour_sums(self, minutes, key_type):
-        if not any(part.num_rows for part in minutes):
-            return aggregation.merge_sums(minutes, key_type, hourly=True)
-        from pipeline.events import spark_transform
+    def hour_sums(self, lake, hours, events, dimensions):
+        """Executors read the hours' aggregates files and merge them: the driver receives the
+        hourly sums and the hours' totals, never the minute sums."""
+        from pipeline.events import spark_tasks, spark_transform
 
-        return spark_transform.hour_sums(self._session(), minutes, key_type)
+        wanted = pairs(events, dimensions)
+        keys = [layout.aggregates_key(hour) for hour in hours if lake.exists(layout.aggregates_key(hour))]
+        if not keys:
+            return {pair: aggregation.merge_sums([], key_type(pair[1])) for pair in wanted}, {
+                (hour, *pair): (0, 0) for hour in hours for pair in wanted}
+        spark = self._session()
+        files = spark.sparkContext.parallelize([(key,) for key in keys], self.slices(spark, len(keys)))
+        read = functools.partial(spark_tasks.minute_sums_rows, lake.reopen(), self.accumulator(spark),
+                                 frozenset(wanted))
+        rows = spark.createDataFrame(files, "key string").mapInArrow(read, spark_tasks.MINUTE_SUMS_DDL)
+        hourly, totals = spark_transform.hourly_sums_and_totals(rows, wanted)
+        return hourly, {(hour, *pair): totals.get((hour, *pair), (0, 0)) for hour in hours for pair in wanted}
 
 
 def get_engine(name: str, *, spark: Any = None, master: str = "local[*]") -> Engine:
@@ -167,10 +195,11 @@ def engine_for(settings: Settings) -> Engine:
 
 
 def hour_chunks(hours: list[pd.Timestamp], engine: Engine) -> list[list[pd.Timestamp]]:
-    """A long backfill range in pieces: six hours for pandas, a week for Spark (one job each).
+    """A long backfill range in pieces: six hours for pandas, a day for Spark.
 
-    Bounds memory (a chunk's new minute aggregates wait for its transaction to commit) and the
-    advisory locks held at once (one per hour) however long the range.
+    Bounds the driver's memory however long the range (a piece's new minute aggregates wait for
+    its transaction to commit, and t2 merges a piece's aggregates at once) and the advisory locks
+    held at once (one per hour). Spark's pieces are longer because each costs a few jobs.
     """
-    size = 168 if engine.name == "spark" else 6
+    size = 24 if engine.name == "spark" else 6
     return [hours[i:i + size] for i in range(0, len(hours), size)]

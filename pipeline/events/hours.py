@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline.events import aggregation, layout
-from pipeline.events.aggregates import key_type, read_aggregates, read_state
+from pipeline.events.aggregates import read_state
 from pipeline.events.clock import newest_t1_minute, t2_cutoff
 from pipeline.events.engine import Engine, engine_for
 from pipeline.events.layout import Manifest, hour_lock_name
@@ -30,29 +30,25 @@ def rebuild_hours(lake: Lake, warehouse: Warehouse, settings: Settings, hours: l
                   engine: Engine | None = None) -> HourReport:
     """Replace the hours' t2 rows with the merge of their minute aggregates.
 
-    One merge per table for all the hours (one Spark query per table for a backfill range) and one
-    transaction, under the hours' locks. Hours older than the t2 window get no rows.
+    One merge for all the hours (on Spark, one query whose executors read the aggregates files)
+    and one transaction, under the hours' locks. Hours older than the t2 window get no rows.
     """
     engine = engine or engine_for(settings)
     report = HourReport()
     with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
         newest = newest_t1_minute(warehouse, settings)
         cutoff = None if newest is None else t2_cutoff(newest, settings)
-        by_hour = {hour: read_aggregates(lake, hour)[0] for hour in hours if cutoff is None or hour > cutoff}
+        current = [hour for hour in hours if cutoff is None or hour > cutoff]
+        hourly, report.minute_totals = engine.hour_sums(lake, current, settings.events, settings.dimensions)
         hours_py = [hour.to_pydatetime() for hour in hours]
         with warehouse.connect() as conn, conn.transaction():
             for event, dimension in pairs(settings.events, settings.dimensions):
-                minutes = [sums[(event, dimension)] for sums in by_hour.values() if (event, dimension) in sums]
-                for hour, sums in by_hour.items():
-                    part = sums.get((event, dimension))
-                    report.minute_totals[(hour, event, dimension)] = (
-                        aggregation.totals(part) if part is not None else (0, 0))
-                hourly = engine.hour_sums(minutes, key_type(dimension))
+                sums = hourly[(event, dimension)]
                 spec = t2_table(event, dimension)
                 warehouse.delete_where(conn, spec, {"hour": hours_py})
-                values = aggregation.metrics(hourly["count"].to_numpy(), hourly["units"].to_numpy(), event, dimension)
+                values = aggregation.metrics(sums["count"].to_numpy(), sums["units"].to_numpy(), event, dimension)
                 report.rows += warehouse.copy_columns(
-                    conn, spec, {"hour": hourly["time"], dimension: hourly["key"], **values}, hourly.num_rows)
+                    conn, spec, {"hour": sums["time"], dimension: sums["key"], **values}, sums.num_rows)
     return report
 
 

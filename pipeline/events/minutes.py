@@ -7,15 +7,20 @@ killed one is repaired by the next.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.events import aggregation, clock
-from pipeline.events.aggregates import State, Sums, key_type, read_aggregates, write_aggregates
+from pipeline.events.aggregates import State, Sums, key_type, read_aggregates, read_state, write_aggregates
 from pipeline.events.engine import Engine, engine_for
 from pipeline.events.layout import FileEntry, Manifest, hour_lock_name
 from pipeline.events.tables import pairs, t1_table
@@ -24,8 +29,11 @@ from pipeline.resources.warehouse import Warehouse
 from pipeline.settings import Settings
 
 # Rows computed at a time: bounds a backfill's memory, not its result; small enough that several
-# chunks keep both cores busy while the previous one is written.
+# chunks keep both cores busy while the previous one is written. A Spark job is larger (each job
+# costs scheduling on the cluster; its rows never reach the driver, only their sums).
 CHUNK_ROWS = 250_000
+SPARK_CHUNK_ROWS = 1_000_000
+_NS_PER_HOUR = 3_600_000_000_000
 
 
 @dataclass
@@ -43,7 +51,6 @@ class MinuteReport:
 @dataclass
 class _HourWork:
     wanted: State  # minute -> its input files, from the manifest
-    sums: Sums  # the aggregates file as it is
     state: State  # minute -> the files its aggregates were computed from
     stale: list[str]
 
@@ -61,7 +68,8 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
     """
     engine = engine or engine_for(settings)
     report = MinuteReport()
-    with warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(warehouse.advisory_lock(*(hour_lock_name(h) for h in hours)))
         work: dict[pd.Timestamp, _HourWork] = {}
         entries: dict[tuple[pd.Timestamp, str], FileEntry] = {}
         manifests: dict[pd.Timestamp, Manifest] = {}
@@ -69,10 +77,10 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
             manifest = manifests[hour] = Manifest.load(lake, hour)
             entries.update({(hour, e.name): e for e in manifest.accepted()})
             wanted = manifest.accepted_by_minute()
-            sums, state = read_aggregates(lake, hour)
+            state = read_state(lake, hour)
             stale = sorted(m for m, files in wanted.items() if state.get(m) != files)
             if stale:
-                work[hour] = _HourWork(wanted, sums, state, stale)
+                work[hour] = _HourWork(wanted, state, stale)
         if not work:
             return report
 
@@ -87,12 +95,12 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
         if not work:
             return report
 
-        fresh: dict[tuple[str, str], list[pa.Table]] = {}
+        fresh = _Spill(stack.enter_context(tempfile.TemporaryDirectory(prefix="clickflow-t1-")))
         totals: dict[str, list] = {}
         # The engine computes chunks ahead (on worker processes, or executors) while this thread
         # replaces the rows of the previous ones (PostgreSQL works on its own core meanwhile):
         # one transaction, in order.
-        chunks = _chunks(work, entries, None if engine.name == "spark" else CHUNK_ROWS)
+        chunks = _chunks(work, entries, SPARK_CHUNK_ROWS if engine.name == "spark" else CHUNK_ROWS)
         keys = [[entries[h, n].staged(h) for h, n in chunk] for chunk in chunks]
         with warehouse.connect() as conn, conn.transaction():
             results = engine.minute_sums(lake, keys, settings.events, settings.dimensions, t1_cutoff)
@@ -100,8 +108,8 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
                 report.files += len(chunk)
                 minutes = sorted({entries[h, n].minute for h, n in chunk})
                 for (event, dimension), table in sums.items():
-                    fresh.setdefault((event, dimension), []).append(table)
                     report.t1_rows += _replace_minutes(warehouse, conn, event, dimension, minutes, table, t1_cutoff)
+                fresh.add(sums)
                 for event, (count, gmv) in row_totals.items():
                     acc = totals.setdefault(event, [0, 0.0])
                     acc[0] += count
@@ -112,7 +120,7 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
         committed = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
         for hour, item in work.items():
-            write_aggregates(lake, hour, _hour_sums(item, fresh, hour, settings), _new_state(item))
+            write_aggregates(lake, hour, _hour_pieces(lake, item, fresh, hour, settings), _new_state(item))
             report.minutes += item.stale
             _mark_in_t1(lake, hour, manifests[hour], item, t1_cutoff, committed)
     return report
@@ -137,15 +145,15 @@ def _mark_in_t1(lake: Lake, hour: pd.Timestamp, manifest: Manifest, item: _HourW
 
 
 def _chunks(work: dict[pd.Timestamp, _HourWork], entries: dict,
-            budget: int | None) -> list[list[tuple[pd.Timestamp, str]]]:
-    """The stale minutes' files, in chunks of whole minutes of at most ``budget`` rows (one chunk
-    without a budget: Spark computes a backfill range in one job)."""
+            budget: int) -> list[list[tuple[pd.Timestamp, str]]]:
+    """The stale minutes' files, in chunks of whole minutes of at most ``budget`` rows (a minute
+    larger than the budget is a chunk of its own)."""
     chunks, current, size = [], [], 0
     for hour, item in work.items():
         for minute in item.stale:
             names = [entry.rsplit(":", 1)[0] for entry in item.wanted[minute]]
             rows = sum(entries[hour, n].rows for n in names)
-            if current and budget is not None and size + rows > budget:
+            if current and size + rows > budget:
                 chunks.append(current)
                 current, size = [], 0
             current += [(hour, n) for n in names]
@@ -166,27 +174,74 @@ def _replace_minutes(warehouse: Warehouse, conn, event: str, dimension: str, min
     return warehouse.copy_columns(conn, spec, columns, rows.num_rows)
 
 
-def _hour_sums(item: _HourWork, fresh: dict[tuple[str, str], list[pa.Table]], hour: pd.Timestamp,
-               settings: Settings) -> Sums:
-    """The hour's aggregates file after this call: its kept minutes plus the recomputed ones."""
+class _Spill:
+    """The recomputed minutes' sums of one call, on local disk until its transaction commits
+    (each hour's aggregates file is written from them afterwards): this process holds one chunk
+    of sums at a time, however long the range and however dense its hours."""
+
+    def __init__(self, folder: str):
+        self._folder = Path(folder)
+        self._parts: dict[tuple[int, tuple[str, str]], list[str]] = {}
+        self._files = 0
+
+    def add(self, sums: Sums) -> None:
+        for pair, table in sums.items():
+            if not table.num_rows:
+                continue
+            table = table.sort_by([("time", "ascending", "at_end"), ("key", "ascending", "at_end")])
+            hours = _ns(table) // _NS_PER_HOUR * _NS_PER_HOUR
+            for hour in np.unique(hours):
+                at = np.flatnonzero(hours == hour)  # a run: the rows are sorted by time
+                path, self._files = str(self._folder / f"{self._files}.arrow"), self._files + 1
+                with pa.ipc.new_file(path, table.schema) as writer:
+                    writer.write_table(table.slice(at[0], len(at)))
+                self._parts.setdefault((int(hour), pair), []).append(path)
+
+    def read(self, hour: pd.Timestamp, pair: tuple[str, str]) -> Iterator[pa.Table]:
+        """The hour's sums of ``pair``, a chunk at a time, in (time, key) order."""
+        for path in self._parts.get((hour.value, pair), []):
+            with pa.ipc.open_file(path) as reader:
+                yield reader.read_all()
+
+
+def _hour_pieces(lake: Lake, item: _HourWork, fresh: _Spill, hour: pd.Timestamp,
+                 settings: Settings) -> Iterator[tuple[tuple[str, str], pa.Table]]:
+    """The hour's aggregates file after this call, as ``write_aggregates`` pieces: its kept
+    minutes (read now, under the hour's lock, only if it keeps any) with the recomputed ones."""
+    kept = any(m not in item.stale for m in item.state)
+    old = read_aggregates(lake, hour)[0] if kept else {}
     stale = pa.array([pd.Timestamp(m).value for m in item.stale], pa.int64())
-    start, end = hour.value, (hour + pd.Timedelta(hours=1)).value
-    out = {}
-    for pair in pairs(settings.events, settings.dimensions):
-        parts = []
-        old = item.sums.get(pair)
-        if old is not None and old.num_rows:
-            parts.append(old.filter(pc.invert(pc.is_in(old["time"].cast(pa.int64()), value_set=stale))))
-        for sums in fresh.get(pair, []):
-            ns = sums["time"].cast(pa.int64())
-            parts.append(sums.filter(pc.and_(pc.greater_equal(ns, start), pc.less(ns, end))))
-        parts = [p for p in parts if p.num_rows]
-        table = pa.concat_tables(parts, promote_options="permissive") if parts else None
-        if table is not None:
-            out[pair] = table.sort_by([("time", "ascending", "at_end"), ("key", "ascending", "at_end")])
+    for pair in sorted(pairs(settings.events, settings.dimensions)):
+        table = old.get(pair)
+        if table is not None and table.num_rows:
+            table = table.filter(pc.invert(pc.is_in(table["time"].cast(pa.int64()), value_set=stale)))
+            table = table.sort_by([("time", "ascending", "at_end"), ("key", "ascending", "at_end")])
         else:
-            out[pair] = aggregation.merge_sums([], key_type(pair[1]))
-    return out
+            table = aggregation.merge_sums([], key_type(pair[1]))
+        for piece in _in_time_order(table, fresh.read(hour, pair)):
+            yield pair, piece
+
+
+def _in_time_order(old: pa.Table, parts: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """Slices of ``old`` and of ``parts`` (each sorted by (time, key), ``parts`` in time order,
+    no minute in two of them) in (time, key) order: a merge without holding the parts at once."""
+    old_ns, i = _ns(old), 0
+    for part in parts:
+        ns, j = _ns(part), 0
+        while j < len(ns):
+            k = int(np.searchsorted(old_ns, ns[j]))  # old rows before the part's next row
+            if k > i:
+                yield old.slice(i, k - i)
+                i = k
+            m = len(ns) if i == len(old_ns) else int(np.searchsorted(ns, old_ns[i]))
+            yield part.slice(j, m - j)
+            j = m
+    if i < len(old_ns):
+        yield old.slice(i)
+
+
+def _ns(table: pa.Table) -> np.ndarray:
+    return table["time"].cast(pa.int64()).to_numpy()
 
 
 def _new_state(item: _HourWork) -> State:

@@ -26,7 +26,21 @@ STAGED = pa.schema([
 ])
 _SPARK_TYPES = {pa.timestamp("us", tz="UTC"): "timestamp", pa.string(): "string", pa.int64(): "bigint",
                 pa.float64(): "double"}
-STAGED_DDL = ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in STAGED)  # mapInArrow's schema
+
+
+def spark_ddl(schema: pa.Schema) -> str:
+    """``mapInArrow``'s schema for batches of ``schema``."""
+    return ", ".join(f"{f.name} {_SPARK_TYPES[f.type]}" for f in schema)
+
+
+STAGED_DDL = spark_ddl(STAGED)
+# Minute sums of the aggregates files as Spark receives them: keys as text (one column for every
+# dimension; t2 types them back, exactly: they are integers or text to begin with).
+MINUTE_SUMS = pa.schema([
+    ("event", pa.string()), ("dimension", pa.string()), ("time", pa.timestamp("us", tz="UTC")),
+    ("key", pa.string()), ("count", pa.int64()), ("units", pa.int64()),
+])
+MINUTE_SUMS_DDL = spark_ddl(MINUTE_SUMS)
 
 
 def stage(spec: tuple[str, str | None], read, task: StageTask) -> StagedFile:
@@ -56,3 +70,29 @@ def raw_digest(spec: tuple[str, str | None], read, item: tuple[str, str]) -> tup
     data = staging.worker_lake(spec).read_bytes(key)
     read.add(len(data))
     return name, transform.file_digest(data, name)
+
+
+def minute_sums_rows(spec: tuple[str, str | None], read, pairs: frozenset[tuple[str, str]],
+                     batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow``: batches of aggregates keys (column ``key``) -> the minute sums of ``pairs``
+    in those files (an hour without a file has none)."""
+    from pipeline.events.aggregates import parse_aggregates
+    from pipeline.resources.lake import ObjectGone
+
+    lake = staging.worker_lake(spec)
+    for batch in batches:
+        for key in batch.column("key").to_pylist():
+            try:
+                data = lake.read_bytes(key)
+            except ObjectGone:
+                continue
+            read.add(len(data))
+            for (event, dimension), sums in parse_aggregates(data)[0].items():
+                if (event, dimension) not in pairs or not sums.num_rows:
+                    continue
+                n = sums.num_rows
+                yield from pa.table({
+                    "event": pa.array([event] * n, pa.string()), "dimension": pa.array([dimension] * n, pa.string()),
+                    "time": sums["time"].cast(MINUTE_SUMS.field("time").type),
+                    "key": sums["key"].cast(pa.string()), "count": sums["count"], "units": sums["units"],
+                }, schema=MINUTE_SUMS).to_batches()

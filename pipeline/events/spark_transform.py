@@ -106,11 +106,44 @@ def sums_and_totals(
 def hour_sums(spark: SparkSession, minutes: list[pa.Table], key_type: pa.DataType) -> pa.Table:
     """``aggregation.merge_sums(..., hourly=True)``: minute sums of one (event, dimension) merged
     into one row per (hour, key)."""
-    parts = [m for m in minutes if m.num_rows]
-    rows = spark.createDataFrame(pa.concat_tables(parts, promote_options="permissive"))
-    hourly = rows.select(F.date_trunc("hour", F.col("time")).alias("time"), "key", "count", "units")
-    sums = hourly.groupBy("time", "key").agg(F.sum("count").alias("count"), F.sum("units").alias("units"))
-    return _sums(sums.toArrow(), key_type)
+    table = pa.concat_tables([m for m in minutes if m.num_rows], promote_options="permissive")
+    n = table.num_rows
+    rows = spark.createDataFrame(pa.table({
+        "event": pa.array([""] * n, pa.string()), "dimension": pa.array([""] * n, pa.string()),
+        "time": table["time"], "key": pc.cast(table["key"], pa.string()),
+        "count": table["count"], "units": table["units"]}))
+    merged = _hourly(rows)
+    return _sums(merged.filter(pc.invert(merged["total"])), key_type)
+
+
+def hourly_sums_and_totals(
+    rows: DataFrame, pairs: Iterable[tuple[str, str]],
+) -> tuple[dict[tuple[str, str], pa.Table], dict[tuple[pd.Timestamp, str, str], tuple[int, int]]]:
+    """Minute sums (event, dimension, time, key as text, count, units) -> for each (event,
+    dimension), ``hour_sums``; and each hour's (count, units) per (event, dimension), counted from
+    the minute sums apart from the keys (the t2 check's reference). One query; only these reach
+    the driver."""
+    merged = _hourly(rows)
+    per_key, per_hour = merged.filter(pc.invert(merged["total"])), merged.filter(merged["total"])
+    hourly = {}
+    for event, dimension in pairs:
+        mine = pc.and_(pc.equal(per_key["event"], event), pc.equal(per_key["dimension"], dimension))
+        hourly[(event, dimension)] = _sums(per_key.filter(mine), dimension)
+    hours = pc.cast(per_hour["time"], SUMS.field("time").type).to_pylist()
+    totals = {(pd.Timestamp(hour), event, dimension): (int(count), int(units)) for hour, event, dimension, count, units
+              in zip(hours, *(per_hour[c].to_pylist() for c in ("event", "dimension", "count", "units")))}
+    return hourly, totals
+
+
+def _hourly(rows: DataFrame) -> pa.Table:
+    """Sums per (event, dimension, hour, key) and, flagged ``total``, per (event, dimension, hour)."""
+    hourly = rows.select("event", "dimension", F.date_trunc("hour", F.col("time")).alias("time"), "key",
+                         "count", "units")
+    sums = [F.sum("count").alias("count"), F.sum("units").alias("units")]
+    per_key = hourly.groupBy("event", "dimension", "time", "key").agg(*sums).withColumn("total", F.lit(False))
+    per_hour = (hourly.groupBy("event", "dimension", "time").agg(*sums)
+                .withColumn("key", F.lit(None).cast("string")).withColumn("total", F.lit(True)))
+    return per_key.unionByName(per_hour).toArrow()
 
 
 def aggregate_minutes(spark: SparkSession, cleaned, events: Iterable[str],

@@ -154,3 +154,38 @@ def test_aggregates_round_trip_and_files_of_the_earlier_format_still_read(lake):
     read, read_back_state = read_aggregates(lake, hour)
     assert read_back_state == state
     assert read[("view", "product_id")].to_pylist() == sums[("view", "product_id")].to_pylist()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_an_hour_written_a_chunk_at_a_time_is_the_hour_written_at_once(lake, seed, tmp_path):
+    """t1 keeps an hour's kept minutes and spills its recomputed ones a chunk at a time; the file
+    written from those pieces holds exactly the sorted sums a one-shot write of the hour holds."""
+    from pipeline.events.minutes import _in_time_order, _Spill
+
+    rng = random.Random(seed)
+    hour = pd.Timestamp("2019-10-01 05:00", tz="UTC")
+    minutes = sorted(rng.sample(range(60), 20))
+    rows = [(hour.value + m * 60 * NS, key, rng.randint(1, 9), rng.randint(0, 10**6))
+            for m in minutes for key in rng.sample(range(1000), rng.randint(1, 30))]
+    full = pa.table({name: [r[i] for r in rows] for i, name in enumerate(("time", "key", "count", "units"))},
+                    schema=pa.schema([("time", pa.timestamp("ns", tz="UTC")), ("key", pa.int64()),
+                                      ("count", pa.int64()), ("units", pa.int64())]))
+    full = full.sort_by([("time", "ascending"), ("key", "ascending")])
+    recomputed = sorted(rng.sample(minutes, rng.randint(1, len(minutes))))
+    ns = full["time"].cast(pa.int64()).to_numpy()
+    in_fresh = np.isin(ns, [hour.value + m * 60 * NS for m in recomputed])
+    old = full.filter(pa.array(~in_fresh))
+    fresh = full.filter(pa.array(in_fresh))
+    spill = _Spill(str(tmp_path))
+    bounds = sorted(rng.sample(recomputed[1:], rng.randint(0, len(recomputed) - 1)))  # chunks of whole minutes
+    fresh_ns = fresh["time"].cast(pa.int64()).to_numpy()
+    cuts = [0, *(int(np.searchsorted(fresh_ns, hour.value + m * 60 * NS)) for m in bounds), fresh.num_rows]
+    for start, end in zip(cuts, cuts[1:]):
+        # shuffled inside a chunk, as an engine may return it
+        part = fresh.slice(start, end - start)
+        spill.add({("view", "product_id"): part.take(rng.sample(range(part.num_rows), part.num_rows))})
+    pieces = list(_in_time_order(old, spill.read(hour, ("view", "product_id"))))
+    assert pa.concat_tables(pieces).equals(full)
+
+    write_aggregates(lake, hour, [(("view", "product_id"), p) for p in pieces], {"m": ["a:1"]})
+    assert read_aggregates(lake, hour)[0][("view", "product_id")].equals(full)

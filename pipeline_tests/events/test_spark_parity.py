@@ -145,7 +145,8 @@ def test_the_engine_starts_no_session_for_nothing(tmp_path):
     assert list(engine.stage(lake, [])) == []
     ((sums, totals),) = engine.minute_sums(lake, [[]], EVENTS, DIMENSIONS)
     assert all(table.num_rows == 0 for table in sums.values()) and totals == {"purchase": (0, 0.0), "view": (0, 0)}
-    assert engine.hour_sums([sums[("view", "brand")]], pa.string()).num_rows == 0
+    hourly, totals = engine.hour_sums(lake, [pd.Timestamp("2019-10-01 05:00", tz="UTC")], EVENTS, DIMENSIONS)
+    assert all(table.num_rows == 0 for table in hourly.values()) and set(totals.values()) == {(0, 0)}
     with pytest.raises(ValueError, match="PIPELINE_ENGINE='dask'"):
         get_engine("dask")
 
