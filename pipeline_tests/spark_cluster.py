@@ -38,7 +38,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def get_json(url: str, timeout: float = 10) -> object:
+def get_json(url: str, timeout: float = 60) -> object:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
 
