@@ -168,7 +168,27 @@ def targets(results: dict) -> list[dict]:
         from bench.surge import targets as surge_targets
 
         rows += surge_targets(results["surge"])
+    if results.get("cluster"):
+        rows += cluster_targets(results["cluster"]["rows"])
     return rows
+
+
+def cluster_targets(rows: list[dict]) -> list[dict]:
+    """Issue 17's: the Spark driver's peak (its Python) flat from the smallest to the largest size
+    (within 25 %) at every worker count, and under 1 GiB everywhere."""
+    peaks = {(r["events"], r["workers"]): r.get("driver_peak_bytes") for r in rows}
+    sizes = sorted({size for size, _ in peaks})
+    ratios = [peaks[sizes[-1], w] / peaks[sizes[0], w] for w in sorted({w for _, w in peaks})
+              if peaks.get((sizes[0], w)) and peaks.get((sizes[-1], w))]
+    worst = max(ratios) if len(sizes) > 1 and ratios else None
+    top = max(filter(None, peaks.values()), default=None)
+    return [
+        {"target": f"Spark driver peak flat from {sizes[0]:,} to {sizes[-1]:,} events (within 25 %)",
+         "measured": f"{worst:.2f}x" if worst else "n/a", "met": None if worst is None else worst <= 1.25,
+         "by": f"{worst / 1.25:.2f}x over" if worst and worst > 1.25 else ""},
+        {"target": "Spark driver peak under 1 GiB", "measured": f"{top / MIB:,.0f} MiB" if top else "n/a",
+         "met": None if top is None else top < 2**30, "by": f"{top / 2**30:.2f}x over" if top and top >= 2**30 else ""},
+    ]
 
 
 # --------------------------------------------------------------------------- markdown

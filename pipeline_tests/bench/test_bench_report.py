@@ -124,3 +124,17 @@ def test_markdown_names_the_data_shape(tmp_path, shape, words):
     path = tmp_path / "results.md"
     report.write_markdown({**_results(), "shape": shape}, path)
     assert words in path.read_text()
+
+
+def test_the_cluster_targets_take_the_worst_worker_count_and_the_largest_peak():
+    def row(events, workers, driver_mib):
+        return {"events": events, "workers": workers, "driver_peak_bytes": driver_mib * MIB}
+
+    grows, _ = report.cluster_targets([row(1_000_000, 1, 400), row(4_000_000, 1, 480),
+                                          row(1_000_000, 2, 400), row(4_000_000, 2, 560)])
+    assert (grows["measured"], grows["met"]) == ("1.40x", False) and grows["by"] == "1.12x over"
+    flat_target, peak = report.cluster_targets([row(1_000_000, 1, 400), row(4_000_000, 1, 480)])
+    assert (flat_target["measured"], flat_target["met"]) == ("1.20x", True)
+    assert (peak["measured"], peak["met"]) == ("480 MiB", True)
+    _, over = report.cluster_targets([row(1_000_000, 1, 900), row(4_000_000, 1, 1100)])
+    assert over["met"] is False
