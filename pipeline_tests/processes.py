@@ -129,6 +129,10 @@ def stop(proc: subprocess.Popen, grace: float = 30) -> None:
     left = in_session(session)
     if left:
         raise AssertionError(f"processes of {STARTED.get(session, session)!r} survived SIGKILL: {left}")
+    # Seen empty, the session is over: nothing of it can start a process again. The guard forgets
+    # it, since its id is a pid the kernel reuses (pid_max is 32768 here), possibly for another
+    # session leader, such as a postmaster that pg_ctl started in a session of its own.
+    STARTED.pop(session, None)
 
 
 def leftovers() -> dict[int, str]:
