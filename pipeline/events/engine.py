@@ -9,6 +9,8 @@ identical tables (``pipeline_tests/events/test_spark_parity.py``).
 from __future__ import annotations
 
 import functools
+import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,7 +21,7 @@ from pipeline.events import aggregation, layout, staging, workers
 from pipeline.events.aggregates import key_type, read_aggregates
 from pipeline.events.staging import StagedFile, StageTask
 from pipeline.events.tables import pairs
-from pipeline.resources.lake import Lake
+from pipeline.resources.lake import Lake, LocalLake
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -99,13 +101,16 @@ def _sums_in_worker(spec, events, dimensions, after, chunk) -> tuple[Sums, Total
 
 
 class SparkEngine:
-    """The same contract on Spark, the work on the executors: staging tasks (one per landed file)
-    read, check and stage the files there, and the minute sums are one Spark query over rows the
-    executors read from the staged files (``spark_tasks``). The driver sends task descriptions and
-    staged keys and receives per-file reports and aggregates, never an event row.
+    """The same contract on Spark, the work on the executors: they read the landed files, check
+    and stage them (one ``staging.stage_file`` each), and the minute sums are one Spark query over
+    the staged rows they read (``spark_tasks``). The driver sends task descriptions and paths and
+    receives per-file reports and aggregates, never an event row.
 
-    The session is asked for only when there is something to compute: no session, no Java, for
-    an empty call. ``bytes_read`` counts what the executors read from the lake for this engine.
+    On a folder lake Spark's own sources read the files (``binaryFile``, Parquet), so Spark's input
+    metrics show them; on an S3 lake Python tasks read them with the lake client (as they read
+    t2's aggregates files on either lake), and ``bytes_read`` (an accumulator) counts what those
+    read. The session is asked for only when
+    there is something to compute: no session, no Java, for an empty call.
     """
 
     name = "spark"
@@ -139,6 +144,9 @@ class SparkEngine:
         if not tasks:
             return
         spark = self._session()
+        if isinstance(lake, LocalLake):
+            yield from _stage_files(spark, lake, tasks)
+            return
         work = functools.partial(spark_tasks.stage, lake.reopen(), self.accumulator(spark))
         yield from spark.sparkContext.parallelize(tasks, self.slices(spark, len(tasks))).map(work).collect()
 
@@ -150,9 +158,17 @@ class SparkEngine:
                 yield aggregation.sums_and_totals(spark_tasks.STAGED.empty_table(), events, dimensions, after)
                 continue
             spark = self._session()
-            keys = spark.sparkContext.parallelize([(key,) for key in chunk], self.slices(spark, len(chunk)))
-            read = functools.partial(spark_tasks.staged_rows, lake.reopen(), self.accumulator(spark))
-            rows = spark.createDataFrame(keys, "key string").mapInArrow(read, spark_tasks.STAGED_DDL)
+            # A folder lake's Parquet is read by Spark itself; the rest (an S3 lake, rows staged
+            # as Arrow IPC by the pandas engine) by Python tasks through the lake client.
+            native = {key for key in chunk if key.endswith(".parquet")} if isinstance(lake, LocalLake) else set()
+            paths = [_hadoop_path(str(lake.path(key))) for key in chunk if key in native]
+            parts = [spark.read.schema(spark_tasks.STAGED_DDL).parquet(*paths)] if paths else []
+            others = [(key,) for key in chunk if key not in native]
+            if others:
+                keys = spark.sparkContext.parallelize(others, self.slices(spark, len(others)))
+                read = functools.partial(spark_tasks.staged_rows, lake.reopen(), self.accumulator(spark))
+                parts.append(spark.createDataFrame(keys, "key string").mapInArrow(read, spark_tasks.STAGED_DDL))
+            rows = functools.reduce(lambda a, b: a.unionByName(b), parts)
             yield spark_transform.sums_and_totals(spark, rows, events, dimensions, after)
 
     def hour_sums(self, lake, hours, events, dimensions):
@@ -172,6 +188,46 @@ class SparkEngine:
         rows = spark.createDataFrame(files, "key string").mapInArrow(read, spark_tasks.MINUTE_SUMS_DDL)
         hourly, totals = spark_transform.hourly_sums_and_totals(rows, wanted)
         return hourly, {(hour, *pair): totals.get((hour, *pair), (0, 0)) for hour in hours for pair in wanted}
+
+
+_GLOB = re.compile(r"([\[\]{}*?\\])")
+
+
+def _hadoop_path(path: str) -> str:
+    """A file's path as Spark's readers take it: what Hadoop would read as a glob, escaped."""
+    return _GLOB.sub(r"\\\1", path)
+
+
+def _stage_files(spark: SparkSession, lake: LocalLake, tasks: list[StageTask]) -> Iterator[StagedFile]:
+    """``SparkEngine.stage`` on a folder lake: Spark's ``binaryFile`` source reads the files on the
+    executors (its input metrics count them), ``spark_tasks.stage_files`` stages each there, and
+    only the reports are collected. A file gone since the listing (another claim moved it) has no
+    row: reported ``gone``, as ``staging.stage_file`` reports it."""
+    import pickle
+
+    from pyspark.errors import AnalysisException
+
+    from pipeline.events import spark_tasks
+
+    by_path = {str(lake.path(task.key)): task for task in tasks}
+    reports: dict[str, StagedFile] = {}
+    paths = [path for path in by_path if os.path.isfile(path)]
+    while paths:
+        try:  # planning checks that every path exists: one moved away since is dropped, then again
+            files = spark.read.format("binaryFile").option("ignoreMissingFiles", "true").load(
+                [_hadoop_path(path) for path in paths])
+        except AnalysisException as error:
+            left = [path for path in paths if os.path.isfile(path)]
+            if error.getCondition() != "PATH_NOT_FOUND" or len(left) == len(paths):
+                raise
+            paths = left
+            continue
+        work = functools.partial(spark_tasks.stage_files, lake.reopen(), by_path)
+        found = (pickle.loads(row.report) for row in files.mapInArrow(work, spark_tasks.REPORTS_DDL).collect())
+        reports = {report.key: report for report in found}
+        break
+    for task in tasks:
+        yield reports.get(task.key) or StagedFile(task.key, task.name, gone=True)
 
 
 def get_engine(name: str, *, spark: Any = None, master: str = "local[*]") -> Engine:

@@ -1,14 +1,19 @@
 """What Spark tasks run on the executors for the Spark engine: stage landed files, read staged
-rows. Each task opens the lake itself (``Lake.reopen``'s spec: a folder path, which a cluster's
-executors see as a shared filesystem, or an S3 URL and endpoint, with credentials from the
-executor's environment), so no event row passes through the driver.
+rows. No event row passes through the driver.
 
-``read`` is a Spark accumulator of the bytes the executors read from the lake (Python tasks do not
-feed Spark's own input metrics); the driver sees only its total.
+On a folder lake (a shared filesystem on a cluster) Spark's own sources read the files: the raw
+files through ``binaryFile`` (``stage_files`` stages each from its content), the staged Parquet
+through ``spark.read.parquet``; so Spark's input metrics count every byte the executors read.
+On an S3 lake (no Hadoop ``s3a`` connector here) each task opens the lake itself
+(``Lake.reopen``'s spec: the S3 URL and endpoint, credentials from the executor's environment),
+and ``read``, a Spark accumulator, counts the bytes it reads (Python reads do not feed Spark's
+input metrics); the driver sees only its total. t2's aggregates files are read that way on
+either lake (``minute_sums_rows``).
 """
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -16,14 +21,8 @@ import pyarrow as pa
 from pipeline.events import staging
 from pipeline.events.staging import StagedFile, StageTask
 
-# The staged rows as Spark receives them (``transform.clean_table``'s columns; Spark's timestamps
-# are microseconds, and the CSV's are whole seconds).
-STAGED = pa.schema([
-    ("event_time", pa.timestamp("us", tz="UTC")), ("event_type", pa.string()), ("product_id", pa.int64()),
-    ("category_id", pa.int64()), ("category_code", pa.string()), ("brand", pa.string()), ("price", pa.float64()),
-    ("user_id", pa.int64()), ("user_session", pa.string()), ("minute", pa.timestamp("us", tz="UTC")),
-    ("category_l1", pa.string()), ("category_l2", pa.string()), ("category_l3", pa.string()),
-])
+# The staged rows as Spark receives them (``staging.PARQUET``: microsecond timestamps).
+STAGED = staging.PARQUET
 _SPARK_TYPES = {pa.timestamp("us", tz="UTC"): "timestamp", pa.string(): "string", pa.int64(): "bigint",
                 pa.float64(): "double"}
 
@@ -41,11 +40,31 @@ MINUTE_SUMS = pa.schema([
     ("key", pa.string()), ("count", pa.int64()), ("units", pa.int64()),
 ])
 MINUTE_SUMS_DDL = spark_ddl(MINUTE_SUMS)
+REPORTS_DDL = "report binary"  # ``stage_files``' output: one pickled ``StagedFile`` a row
+
+
+def local_path(path: str) -> str:
+    """A path as ``binaryFile`` names it (``file:/a/b c``, Hadoop's, not URL-encoded) -> the
+    filesystem path."""
+    return "/" + path.removeprefix("file:").lstrip("/")
+
+
+def stage_files(spec: tuple[str, str | None], tasks: dict[str, StageTask],
+                batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` over ``binaryFile`` rows (``path``, ``content``) -> the report of
+    ``staging.stage_file`` of each file's task (``tasks`` by filesystem path), staged as Parquet."""
+    lake = staging.worker_lake(spec)
+    for batch in batches:
+        paths, contents = batch.column("path"), batch.column("content")
+        reports = [pickle.dumps(staging.stage_file(lake, tasks[local_path(paths[i].as_py())], contents[i].as_py(),
+                                                   parquet=True)[0]) for i in range(batch.num_rows)]
+        yield pa.record_batch([pa.array(reports, pa.binary())], names=["report"])
 
 
 def stage(spec: tuple[str, str | None], read, task: StageTask) -> StagedFile:
-    """``staging.stage_file`` of one task on an executor; only the report goes back."""
-    report = staging.stage_in_worker(spec, task)
+    """``staging.stage_file`` of one task on an executor, read through the lake client; only the
+    report goes back."""
+    report = staging.stage_in_worker(spec, task, parquet=True)
     read.add(report.size)
     return report
 
@@ -58,7 +77,7 @@ def staged_rows(spec: tuple[str, str | None], read, batches: Iterator[pa.RecordB
             data = lake.read_bytes(key)
             read.add(len(data))
             table = staging.staged_table(data, parquet=key.endswith(".parquet"))
-            yield from table.select(STAGED.names).cast(STAGED, safe=False).to_batches()
+            yield from staging.as_parquet_rows(table).to_batches()
 
 
 def raw_digest(spec: tuple[str, str | None], read, item: tuple[str, str]) -> tuple[str, tuple[int, str]]:

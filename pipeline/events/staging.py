@@ -3,7 +3,7 @@ t1 reads them) and its rejected rows, both written beside each other in ``staged
 format; and the read-ahead that claiming and t1 share.
 
 ``stage_file`` is the pure part of claiming, one file at a time, with no decision in it: it runs
-on worker threads or processes (or Spark executors), while the claiming thread decides, in order,
+on worker threads or processes (or Spark executors, on the content Spark read), while the claiming thread decides, in order,
 what each file becomes (accepted, duplicate, quarantined) from the reports.
 """
 
@@ -67,10 +67,29 @@ def ahead(pool: Executor, work: Callable[[T], R], items: Iterable[T], depth: int
 STAGED_COMPRESSION = "lz4"
 
 
-def staged_bytes(cleaned: pa.Table) -> bytes:
-    """A file's cleaned rows as staged in the lake (``layout.staged_key``): Arrow IPC."""
+# The staged rows as Parquet, the format Spark reads natively (``transform.clean_table``'s columns;
+# timestamps in microseconds, Spark's unit: the CSV's are whole seconds, so nothing is lost).
+PARQUET = pa.schema([
+    ("event_time", pa.timestamp("us", tz="UTC")), ("event_type", pa.string()), ("product_id", pa.int64()),
+    ("category_id", pa.int64()), ("category_code", pa.string()), ("brand", pa.string()), ("price", pa.float64()),
+    ("user_id", pa.int64()), ("user_session", pa.string()), ("minute", pa.timestamp("us", tz="UTC")),
+    ("category_l1", pa.string()), ("category_l2", pa.string()), ("category_l3", pa.string()),
+])
+
+
+def as_parquet_rows(table: pa.Table) -> pa.Table:
+    """Staged rows in ``PARQUET``'s columns and types."""
+    return table.select(PARQUET.names).cast(PARQUET, safe=False)
+
+
+def staged_bytes(cleaned: pa.Table, parquet: bool = False) -> bytes:
+    """A file's cleaned rows as staged in the lake (``layout.staged_key``): Arrow IPC, or with
+    ``parquet`` (the Spark engine) Parquet of ``PARQUET``, which Spark's executors read natively."""
     buffer = io.BytesIO()
-    feather.write_feather(cleaned, buffer, compression=STAGED_COMPRESSION)
+    if parquet:
+        pq.write_table(as_parquet_rows(cleaned), buffer)
+    else:
+        feather.write_feather(cleaned, buffer, compression=STAGED_COMPRESSION)
     return buffer.getvalue()
 
 
@@ -169,17 +188,20 @@ class StagedFile:
     reasons: dict[str, int] = field(default_factory=dict)  # rejected rows per reason
 
 
-def stage_file(lake: Lake, task: StageTask) -> tuple[StagedFile, pa.Table | None]:
+def stage_file(lake: Lake, task: StageTask, data: bytes | None = None,
+               parquet: bool = False) -> tuple[StagedFile, pa.Table | None]:
     """Read, check and stage one landed file; returns the report and, when staged, its cleaned
     rows (for ``hand_off``). Keys hold the file's checksum, so a key is only ever written with
-    one content, whichever worker writes it and whatever the claim then decides."""
-    report = StagedFile(task.key, task.name)
-    try:
-        data = lake.read_bytes(task.key)
-    except FileNotFoundError:
-        report.gone = True
-        return report, None
-    report.sha256, report.size = sha256_hex(data), len(data)
+    one content, whichever worker writes it and whatever the claim then decides.
+
+    ``data`` is the file's content when the caller has read it already (Spark's ``binaryFile``
+    source, which counts what it reads); ``parquet`` stages Parquet instead of Arrow IPC."""
+    if data is None:
+        try:
+            data = lake.read_bytes(task.key)
+        except FileNotFoundError:
+            return StagedFile(task.key, task.name, gone=True), None
+    report = StagedFile(task.key, task.name, sha256_hex(data), len(data))
     if task.checksum_only:
         return report, None
     try:
@@ -189,8 +211,8 @@ def stage_file(lake: Lake, task: StageTask) -> tuple[StagedFile, pa.Table | None
         return report, None
     report.rows, report.malformed_rows = staged.rows, staged.malformed_rows
     report.rejected_rows, report.extra_columns = staged.rejected.num_rows, staged.extra_columns
-    report.staged_key = layout.staged_key(task.hour, task.name, report.sha256)
-    lake.write_bytes(report.staged_key, staged_bytes(staged.cleaned), durable=False)
+    report.staged_key = layout.staged_key(task.hour, task.name, report.sha256, parquet)
+    lake.write_bytes(report.staged_key, staged_bytes(staged.cleaned, parquet), durable=False)
     if report.rejected_rows:
         rejected = staged.rejected.to_pandas()
         report.reasons = {str(k): int(v) for k, v in rejected["reason"].value_counts().items()}
@@ -212,6 +234,6 @@ def worker_lake(spec: tuple[str, str | None]) -> Lake:
     return _LAKES.get(spec) or _LAKES.setdefault(spec, open_lake(*spec))
 
 
-def stage_in_worker(spec: tuple[str, str | None], task: StageTask) -> StagedFile:
-    """``stage_file`` in a worker process."""
-    return stage_file(worker_lake(spec), task)[0]
+def stage_in_worker(spec: tuple[str, str | None], task: StageTask, parquet: bool = False) -> StagedFile:
+    """``stage_file`` in a worker process (or a Spark task)."""
+    return stage_file(worker_lake(spec), task, parquet=parquet)[0]
