@@ -2,7 +2,8 @@
 
     landing/<file>                     files as they arrive (the sensor watches this prefix)
     raw/<hour>/<file>                  claimed files, deleted only once archived and verified
-    staged/<hour>/<file>.<sha>.arrow   the file's accepted rows, typed and cleaned (read by t1)
+    staged/<hour>/<file>.<sha>.arrow   the file's accepted rows, typed and cleaned (read by t1);
+                                       ``.parquet`` when the Spark engine staged them
     manifests/<hour>.json              what was claimed for the hour: sizes, checksums, rows, verdicts
     aggregates/<hour>.parquet          the hour's minute aggregates (t2 is rebuilt from these)
     pending/<hour>                     claimed files not yet through t1 and t2 (a killed run leaves it)

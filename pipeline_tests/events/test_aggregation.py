@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.events import aggregation, layout
+from pipeline.events import aggregation, layout, staging
 from pipeline.events.aggregates import read_aggregates, read_state, write_aggregates
 
 COLUMNS = ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
@@ -129,6 +129,21 @@ def test_hours_merged_from_minutes_equal_hours_summed_from_rows():
         acc[1] += round(price * 10_000)
     assert set(hourly["time"].to_pylist()) == {pd.Timestamp("2019-10-01 00:00", tz="UTC")}
     assert {k: [c, u] for k, c, u in zip(*(hourly[c].to_pylist() for c in ("key", "count", "units")))} == expected
+
+
+def test_rows_staged_as_parquet_give_the_sums_of_rows_staged_as_arrow_ipc():
+    """The Spark engine stages Parquet with microsecond timestamps, the pandas engine Arrow IPC: a
+    lake holding both (the engine changed between runs) gives either engine the same sums."""
+    rows = random_rows(7, 400)
+    events, dimensions = ("view", "purchase"), ("product_id", "brand", "category_l3")
+    ipc = staging.staged_table(staging.staged_bytes(rows))
+    parquet = staging.staged_table(staging.staged_bytes(rows, parquet=True), parquet=True)
+    assert parquet.schema == staging.PARQUET
+    want = aggregation.sums_and_totals(ipc, events, dimensions)
+    got = aggregation.sums_and_totals(parquet, events, dimensions)
+    assert got[1] == want[1] and set(got[0]) == set(want[0])
+    for pair, table in want[0].items():
+        assert got[0][pair].equals(table), pair
 
 
 def test_aggregates_round_trip_and_files_of_the_earlier_format_still_read(lake):
