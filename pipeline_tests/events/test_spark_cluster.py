@@ -2,9 +2,11 @@
 its own JVM): the same tables as pandas, the work done by the executors of both workers, which
 read the lake themselves (folder and S3), and no event row through the driver.
 
-What the executors read is counted on the executors (the engine's accumulator: Python tasks do not
-feed Spark's input metrics); where the tasks ran comes from the application's REST API; what the
-driver process read comes from the kernel (``/proc/self/io``).
+What the executors read comes from the application's REST API on a folder lake (Spark's own
+``binaryFile`` and Parquet readers read it, so its input metrics count the bytes), and from the
+engine's accumulator on an S3 lake (Python tasks read it; they do not feed Spark's input metrics);
+where the tasks ran comes from the REST API too; what the driver process read comes from the
+kernel (``/proc/self/io``).
 """
 
 from __future__ import annotations
@@ -61,16 +63,22 @@ def _api(session, path: str):
     return get_json(f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}/{path}")
 
 
-def _executor_tasks(session) -> dict[str, int]:
-    """Executor id -> tasks it completed (the driver excluded), from the REST API (its listener
-    runs behind the jobs: read until two reads a second apart agree)."""
+def _executors(session) -> dict[str, tuple[int, int]]:
+    """Executor id -> (tasks it completed, bytes its tasks read as input) (the driver excluded),
+    from the REST API (its listener runs behind the jobs: read until two reads a second apart agree)."""
     last = None
     while True:
-        now = {e["id"]: e["completedTasks"] for e in _api(session, "executors") if e["id"] != "driver"}
+        now = {e["id"]: (e["completedTasks"], e["totalInputBytes"]) for e in _api(session, "executors")
+               if e["id"] != "driver"}
         if now == last:
             return now
         last = now
         time.sleep(1)
+
+
+def _executor_tasks(session) -> dict[str, int]:
+    """Executor id -> tasks it completed (``_executors``)."""
+    return {executor: tasks for executor, (tasks, _) in _executors(session).items()}
 
 
 def _stages(session) -> dict[int, dict]:
@@ -122,7 +130,7 @@ def _pandas(tmp_path: Path, files):
 
 def test_the_executors_of_both_workers_stage_and_sum_the_files(cluster_session, tmp_path):
     files = sample_files("2019-10-01 05:58", 4, events_per_minute=300, servers=3, seed=21)
-    before = _executor_tasks(cluster_session)
+    before = _executors(cluster_session)
     engine = SparkEngine(lambda: cluster_session)
     lake = LocalLake(tmp_path / "lake")
     raw_bytes = _land(lake, files)
@@ -130,13 +138,18 @@ def test_the_executors_of_both_workers_stage_and_sum_the_files(cluster_session, 
     actual = _claim_and_sum(lake, engine, files)
 
     _assert_same(actual, _pandas(tmp_path, files))
-    staged_bytes = sum(obj.size for obj in lake.list("staged/"))
-    # Every raw file was read by a staging task and every staged file by a t1 task, on executors.
-    assert engine.bytes_read == raw_bytes + staged_bytes
-    after = _executor_tasks(cluster_session)
+    staged = list(lake.list("staged/"))
+    assert staged and all(obj.key.endswith(".parquet") for obj in staged)
+    staged_bytes = sum(obj.size for obj in staged)
+    # Every raw file was read by Spark's binaryFile source and every staged file by its Parquet
+    # reader, on the executors: Spark's own input metrics count them, no Python read does.
+    after = _executors(cluster_session)
     assert len(after) == 2, after  # one executor per worker
-    ran = {executor: after[executor] - before.get(executor, 0) for executor in after}
+    ran = {executor: after[executor][0] - before.get(executor, (0, 0))[0] for executor in after}
     assert all(n > 0 for n in ran.values()), f"tasks per executor: {ran}"
+    read = sum(after[executor][1] - before.get(executor, (0, 0))[1] for executor in after)
+    assert read >= raw_bytes + staged_bytes, f"executors read {read:,} bytes of {raw_bytes + staged_bytes:,}"
+    assert engine.bytes_read == 0  # no Python task read the lake
 
 
 def _driver_read() -> int:
