@@ -144,11 +144,18 @@ class SparkEngine:
         if not tasks:
             return
         spark = self._session()
+        read = {}
         if isinstance(lake, LocalLake):
-            yield from _stage_files(spark, lake, tasks)
-            return
-        work = functools.partial(spark_tasks.stage, lake.reopen(), self.accumulator(spark))
-        yield from spark.sparkContext.parallelize(tasks, self.slices(spark, len(tasks))).map(work).collect()
+            read = _stage_files(spark, lake, tasks)
+        # Python tasks read the rest with the lake client: an S3 lake, and what binaryFile gave no
+        # row for (an empty file has no split; a file moved away since is reported gone by them).
+        rest = [task for task in tasks if task.key not in read]
+        if rest:
+            work = functools.partial(spark_tasks.stage, lake.reopen(), self.accumulator(spark))
+            read.update((report.key, report) for report in
+                        spark.sparkContext.parallelize(rest, self.slices(spark, len(rest))).map(work).collect())
+        for task in tasks:
+            yield read[task.key]
 
     def minute_sums(self, lake, chunks, events, dimensions, after=None):
         from pipeline.events import spark_tasks, spark_transform
@@ -198,11 +205,11 @@ def _hadoop_path(path: str) -> str:
     return _GLOB.sub(r"\\\1", path)
 
 
-def _stage_files(spark: SparkSession, lake: LocalLake, tasks: list[StageTask]) -> Iterator[StagedFile]:
+def _stage_files(spark: SparkSession, lake: LocalLake, tasks: list[StageTask]) -> dict[str, StagedFile]:
     """``SparkEngine.stage`` on a folder lake: Spark's ``binaryFile`` source reads the files on the
     executors (its input metrics count them), ``spark_tasks.stage_files`` stages each there, and
-    only the reports are collected. A file gone since the listing (another claim moved it) has no
-    row: reported ``gone``, as ``staging.stage_file`` reports it."""
+    only the reports are collected, by key. A file with no row (gone since the listing, or empty:
+    Spark makes no split of an empty file) has no report here."""
     import pickle
 
     from pyspark.errors import AnalysisException
@@ -226,8 +233,7 @@ def _stage_files(spark: SparkSession, lake: LocalLake, tasks: list[StageTask]) -
         found = (pickle.loads(row.report) for row in files.mapInArrow(work, spark_tasks.REPORTS_DDL).collect())
         reports = {report.key: report for report in found}
         break
-    for task in tasks:
-        yield reports.get(task.key) or StagedFile(task.key, task.name, gone=True)
+    return reports
 
 
 def get_engine(name: str, *, spark: Any = None, master: str = "local[*]") -> Engine:

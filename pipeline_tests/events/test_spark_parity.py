@@ -346,3 +346,20 @@ def test_a_block_with_extra_columns_or_malformed_lines_is_archived_here_with_the
         pd.testing.assert_frame_equal(actual, expected, check_exact=True)
         assert len(actual[actual["source_file"] == odd[0][0]]) == 1
     assert actual.columns.tolist()[-1] == "user_session"  # no extra column in a block without one
+
+
+def test_the_spark_engine_stages_an_empty_file_and_reports_a_file_gone(spark, tmp_path):
+    """Spark's binaryFile source gives no row for an empty file (no split) nor for one moved away:
+    the first must still be staged (an error, so quarantined), the second reported gone, never
+    the other way round (a landed file reported gone stays in landing/, claimed again and again)."""
+    from pipeline.events.staging import StageTask, stage_file
+
+    hour = pd.Timestamp("2019-10-01 00:00", tz="UTC")
+    lake = LocalLake(tmp_path / "lake")
+    names = ["2019-10-01-00-03-00-empty.csv", "2019-10-01-00-04-00-gone.csv"]
+    tasks = [StageTask(f"landing/2019-10-01-00/{name}", hour) for name in names]
+    lake.write_bytes(tasks[0].key, b"")
+    empty, gone = SparkEngine(lambda: spark).stage(lake, tasks)
+    expected = stage_file(LocalLake(tmp_path / "reference"), tasks[0], b"")[0]
+    assert not empty.gone and empty.error and (empty.error, empty.sha256) == (expected.error, expected.sha256)
+    assert gone.gone and not gone.error
