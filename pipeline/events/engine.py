@@ -109,8 +109,8 @@ class SparkEngine:
     On a folder lake Spark's own sources read the files (``binaryFile``, Parquet), so Spark's input
     metrics show them; on an S3 lake Python tasks read them with the lake client (as they read
     t2's aggregates files on either lake), and ``bytes_read`` (an accumulator) counts what those
-    read. The session is asked for only when
-    there is something to compute: no session, no Java, for an empty call.
+    read. The session is asked for only when there is something to compute: no session, no Java,
+    for an empty call.
     """
 
     name = "spark"

@@ -3,8 +3,9 @@ t1 reads them) and its rejected rows, both written beside each other in ``staged
 format; and the read-ahead that claiming and t1 share.
 
 ``stage_file`` is the pure part of claiming, one file at a time, with no decision in it: it runs
-on worker threads or processes (or Spark executors, on the content Spark read), while the claiming thread decides, in order,
-what each file becomes (accepted, duplicate, quarantined) from the reports.
+on worker threads or processes (or Spark executors, on the content Spark read), while the
+claiming thread decides, in order, what each file becomes (accepted, duplicate, quarantined) from
+the reports.
 """
 
 from __future__ import annotations
