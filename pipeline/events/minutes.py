@@ -207,8 +207,9 @@ class _Spill:
 def _hour_pieces(lake: Lake, item: _HourWork, fresh: _Spill, hour: pd.Timestamp,
                  settings: Settings) -> Iterator[tuple[tuple[str, str], pa.Table]]:
     """The hour's aggregates file after this call, as ``write_aggregates`` pieces: its kept
-    minutes (read now, under the hour's lock, only if it keeps any) with the recomputed ones."""
-    kept = any(m not in item.stale for m in item.state)
+    minutes (read now, under the hour's lock, only if it keeps any: a file without a record of
+    its minutes may) with the recomputed ones."""
+    kept = any(m not in item.stale for m in item.state) or not item.state
     old = read_aggregates(lake, hour)[0] if kept else {}
     stale = pa.array([pd.Timestamp(m).value for m in item.stale], pa.int64())
     for pair in sorted(pairs(settings.events, settings.dimensions)):
