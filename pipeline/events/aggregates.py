@@ -71,13 +71,14 @@ def write_aggregates(lake: Lake, hour, sums: Sums | Iterable[tuple[tuple[str, st
     schema = _SCHEMA.with_metadata({_STATE_KEY: json.dumps(state).encode(), _FORMAT_KEY: FORMAT})
     buffer = io.BytesIO()
     with pq.ParquetWriter(buffer, schema, compression="zstd") as writer:
-        pending, written = [], False
+        pending, rows, written = [], 0, False
         for pair, table in pieces:
             if table.num_rows:
                 pending.append(_long(pair, table))
-            if sum(part.num_rows for part in pending) >= ROW_GROUP_ROWS:
+                rows += table.num_rows
+            if rows >= ROW_GROUP_ROWS:
                 writer.write_table(pa.concat_tables(pending))
-                pending, written = [], True
+                pending, rows, written = [], 0, True
         if pending or not written:
             writer.write_table(pa.concat_tables(pending) if pending else _SCHEMA.empty_table())
     lake.write_bytes(layout.aggregates_key(hour), buffer.getvalue())

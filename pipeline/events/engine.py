@@ -185,15 +185,14 @@ class SparkEngine:
 
         wanted = pairs(events, dimensions)
         keys = [layout.aggregates_key(hour) for hour in hours if lake.exists(layout.aggregates_key(hour))]
-        if not keys:
-            return {pair: aggregation.merge_sums([], key_type(pair[1])) for pair in wanted}, {
-                (hour, *pair): (0, 0) for hour in hours for pair in wanted}
-        spark = self._session()
-        files = spark.sparkContext.parallelize([(key,) for key in keys], self.slices(spark, len(keys)))
-        read = functools.partial(spark_tasks.minute_sums_rows, lake.reopen(), self.accumulator(spark),
-                                 frozenset(wanted))
-        rows = spark.createDataFrame(files, "key string").mapInArrow(read, spark_tasks.MINUTE_SUMS_DDL)
-        hourly, totals = spark_transform.hourly_sums_and_totals(rows, wanted)
+        hourly, totals = {pair: aggregation.merge_sums([], key_type(pair[1])) for pair in wanted}, {}
+        if keys:  # no session for nothing to merge
+            spark = self._session()
+            files = spark.sparkContext.parallelize([(key,) for key in keys], self.slices(spark, len(keys)))
+            read = functools.partial(spark_tasks.minute_sums_rows, lake.reopen(), self.accumulator(spark),
+                                     frozenset(wanted))
+            rows = spark.createDataFrame(files, "key string").mapInArrow(read, spark_tasks.MINUTE_SUMS_DDL)
+            hourly, totals = spark_transform.hourly_sums_and_totals(rows, wanted)
         return hourly, {(hour, *pair): totals.get((hour, *pair), (0, 0)) for hour in hours for pair in wanted}
 
 

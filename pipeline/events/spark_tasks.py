@@ -106,12 +106,16 @@ def minute_sums_rows(spec: tuple[str, str | None], read, pairs: frozenset[tuple[
             except ObjectGone:
                 continue
             read.add(len(data))
-            for (event, dimension), sums in parse_aggregates(data)[0].items():
-                if (event, dimension) not in pairs or not sums.num_rows:
-                    continue
-                n = sums.num_rows
-                yield from pa.table({
-                    "event": pa.array([event] * n, pa.string()), "dimension": pa.array([dimension] * n, pa.string()),
-                    "time": sums["time"].cast(MINUTE_SUMS.field("time").type),
-                    "key": sums["key"].cast(pa.string()), "count": sums["count"], "units": sums["units"],
-                }, schema=MINUTE_SUMS).to_batches()
+            for pair, sums in parse_aggregates(data)[0].items():
+                if pair in pairs and sums.num_rows:
+                    yield from minute_sums_table(pair, sums).to_batches()
+
+
+def minute_sums_table(pair: tuple[str, str], sums: pa.Table) -> pa.Table:
+    """One (event, dimension)'s sums as ``MINUTE_SUMS`` rows."""
+    (event, dimension), n = pair, sums.num_rows
+    return pa.table({
+        "event": pa.array([event] * n, pa.string()), "dimension": pa.array([dimension] * n, pa.string()),
+        "time": sums["time"].cast(MINUTE_SUMS.field("time").type),
+        "key": sums["key"].cast(pa.string()), "count": sums["count"], "units": sums["units"],
+    }, schema=MINUTE_SUMS)

@@ -106,13 +106,10 @@ def sums_and_totals(
 def hour_sums(spark: SparkSession, minutes: list[pa.Table], key_type: pa.DataType) -> pa.Table:
     """``aggregation.merge_sums(..., hourly=True)``: minute sums of one (event, dimension) merged
     into one row per (hour, key)."""
+    from pipeline.events.spark_tasks import minute_sums_table
+
     table = pa.concat_tables([m for m in minutes if m.num_rows], promote_options="permissive")
-    n = table.num_rows
-    rows = spark.createDataFrame(pa.table({
-        "event": pa.array([""] * n, pa.string()), "dimension": pa.array([""] * n, pa.string()),
-        "time": table["time"], "key": pc.cast(table["key"], pa.string()),
-        "count": table["count"], "units": table["units"]}))
-    merged = _hourly(rows)
+    merged = _hourly(spark.createDataFrame(minute_sums_table(("", ""), table)))
     return _sums(merged.filter(pc.invert(merged["total"])), key_type)
 
 
