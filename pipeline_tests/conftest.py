@@ -110,14 +110,19 @@ def lake(tmp_path: Path) -> LocalLake:
     return LocalLake(tmp_path / "lake")
 
 
+def _dummy_aws_credentials() -> None:
+    """What boto3 needs to sign requests to the moto server (a real AWS account is never used)."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A moto S3 server over real HTTP on loopback, with dummy credentials."""
     from moto.server import ThreadedMotoServer
 
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    _dummy_aws_credentials()
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -141,6 +146,7 @@ def spark():
     """A local Spark session for a test module (Spark tests only ask for it)."""
     from pipeline.resources.spark import local_session
 
+    _dummy_aws_credentials()  # its Python workers inherit the JVM's environment, set now
     session = local_session("local[2]")
     # A conversion that falls back from Arrow to row-by-row Python must fail the test, not hide.
     session.conf.set("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")

@@ -14,7 +14,6 @@ import gzip
 import io
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -106,16 +105,16 @@ def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd
         kept = [name for name in sorted(accepted) if name not in raw_present]
         rows_of = {name: entry.archived_rows for name, entry in accepted.items()}
         staging = report.key.replace("archive/", "archive-staging/", 1)
-        payload = expected = None
+        expected = None
         if engine is not None and engine.name == "spark":
             try:
                 _spark_can_write([accepted[name] for name in [*raw, *kept]])
-                payload, expected = _archive_on_spark(lake, report.key, staging, raw, kept, rows_of, engine)
+                report.bytes, expected = _archive_on_spark(lake, report.key, staging, raw, kept, rows_of, engine)
                 report.written_by = "spark"
             except _NotOnSpark as reason:
                 report.note = str(reason)
-        if payload is None:
-            payload, expected = _archive_here(lake, report.key, staging, raw, kept, rows_of)
+        if expected is None:
+            report.bytes, expected = _archive_here(lake, report.key, staging, raw, kept, rows_of)
             report.written_by = "pandas"
         lake.move(staging, report.key)
         for name, key in raw_present.items():
@@ -123,7 +122,6 @@ def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd
                 lake.delete(key)
                 report.raw_deleted += 1
         report.files, report.rows = len(expected), sum(rows for rows, _ in expected.values())
-        report.bytes = len(payload)
     return report
 
 
@@ -144,10 +142,8 @@ def _spark_can_write(entries: list[FileEntry]) -> None:
                           "archive does not carry")
 
 
-def _verify(lake: Lake, key: str, staging: str, payload: bytes, expected: Digests, kept: list[str],
-            rows_of: dict[str, int], read_back: Callable[[str], Digests]) -> None:
-    """Refuse an archive that would lose a file or rows; store it at ``staging`` and check what
-    reads back from there, file by file. Raises ``RuntimeError`` (staging removed)."""
+def _check_rows(key: str, expected: Digests, kept: list[str], rows_of: dict[str, int]) -> None:
+    """Refuse, before anything is written, an archive that would lose a file or rows."""
     missing = [name for name in kept if name not in expected]
     if missing:
         raise RuntimeError(
@@ -158,7 +154,12 @@ def _verify(lake: Lake, key: str, staging: str, payload: bytes, expected: Digest
         if rows != rows_of[name]:
             raise RuntimeError(f"{name}: {rows} rows prepared for the archive, the manifest says "
                                f"{rows_of[name]}; nothing was deleted")
-    lake.write_bytes(staging, payload)
+
+
+def _check_read_back(lake: Lake, key: str, staging: str, expected: Digests,
+                     read_back: Callable[[str], Digests]) -> None:
+    """Check, file by file, what reads back from the archive stored at ``staging``. Raises
+    ``RuntimeError`` (staging removed)."""
     try:
         readback = read_back(staging)
     except Exception as error:  # an archive that cannot be read back failed verification too
@@ -173,8 +174,9 @@ def _verify(lake: Lake, key: str, staging: str, payload: bytes, expected: Digest
 
 
 def _archive_here(lake: Lake, key: str, staging: str, raw: dict[str, str], kept: list[str],
-                  rows_of: dict[str, int]) -> tuple[bytes, Digests]:
-    """The archive built and verified in this process; returns it and its per-file digests."""
+                  rows_of: dict[str, int]) -> tuple[int, Digests]:
+    """The archive built in this process and stored, verified, at ``staging``; returns its size
+    and per-file digests."""
     previous = _read_archive(lake, key) if kept and lake.exists(key) else None
     parts = []
     for name in sorted([*raw, *kept]):
@@ -187,79 +189,97 @@ def _archive_here(lake: Lake, key: str, staging: str, raw: dict[str, str], kept:
     frame = pd.concat(parts, ignore_index=True)
     if EXTRA in frame.columns:  # a file with extra columns in the block (now or in the earlier archive)
         frame = frame[["source_file", *schema.COLUMNS, EXTRA]].fillna({EXTRA: ""})
-    payload = gzip.compress(frame.to_csv(index=False).encode(), compresslevel=6)
     expected = _file_digests(frame)
-    _verify(lake, key, staging, payload, expected, kept, rows_of,
-            lambda staged: _file_digests(_read_archive(lake, staged)))
-    return payload, expected
+    _check_rows(key, expected, kept, rows_of)
+    payload = gzip.compress(frame.to_csv(index=False).encode(), compresslevel=6)
+    lake.write_bytes(staging, payload)
+    _check_read_back(lake, key, staging, expected, lambda staged: _file_digests(_read_archive(lake, staged)))
+    return len(payload), expected
 
 
 def _archive_on_spark(lake: Lake, key: str, staging: str, raw: dict[str, str], kept: list[str],
-                      rows_of: dict[str, int], engine: Engine) -> tuple[bytes, Digests]:
-    """The archive written by Spark and verified against this platform's parser (raw files, each
-    parsed on an executor) and the earlier verified archive (kept files). Raises ``_NotOnSpark``
-    to have it written here.
+                      rows_of: dict[str, int], engine: Engine) -> tuple[int, Digests]:
+    """The archive written by the executors and verified against this platform's parser (raw
+    files, each parsed on an executor) and the earlier verified archive (kept files); only
+    digests, header lines and sizes come here. Raises ``_NotOnSpark`` to have it written here.
 
-    Spark reads and writes files by path: a folder lake's own paths (on a cluster, a folder every
-    executor mounts); an S3 lake needs copies on this machine, so only a local master does it.
-    The archive Spark wrote is stored in the lake from here (its gzipped bytes pass through
-    this process, as does the first line of each raw file, read to group files by header).
+    A folder lake (on a cluster, a folder every executor mounts): Spark's CSV source and writer,
+    the written part renamed to ``staging``. An S3 lake: executor tasks read and write the
+    objects through the lake client.
     """
     from pipeline.events import spark_archive
 
     spark = engine.session()
-    master = spark.conf.get("spark.master", "")
-    shared = isinstance(lake, LocalLake)
-    if not shared and not master.startswith("local"):
-        raise _NotOnSpark(f"archived in this process: the Spark master {master!r} is not local and the lake "
-                          "is not a folder, so executors cannot read copies of its files made here")
-    with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
-        files = [_local_path(lake, raw_key, Path(scratch) / "raw" / name) for name, raw_key in raw.items()]
-        previous = _local_path(lake, key, Path(scratch) / "previous.csv.gz") if kept and lake.exists(key) else None
-        # Where Spark writes: beside the archive's staging key in a folder lake (executors see it).
-        out = lake.path(staging + ".spark") if shared else Path(scratch) / "out"
+    spec, read = lake.reopen(), engine.accumulator(spark)
+    # The reference for raw files is the platform's own parser (Arrow), not Spark's reading.
+    references = _raw_references(lake, raw, engine, spark)
+    previous = key if kept and lake.exists(key) else None
+    if isinstance(lake, LocalLake):
+        by_header: dict[bytes, list[Path]] = {}
+        for name, (_, header) in references.items():
+            by_header.setdefault(header, []).append(lake.path(raw[name]))
+        rows = spark_archive.folder_rows(spark, list(by_header.values()), previous and lake.path(previous), kept)
+    else:
+        rows = spark_archive.lake_rows(spark, spec, read, sorted(raw.items()), previous, kept)
+    rows = rows.cache()  # read once, for the kept files' digests, the sort's sample and the write
+    try:
         try:
-            part, from_spark = spark_archive.write_archive(spark, files, previous, kept, out)
+            expected = spark_archive.digests(rows, only=kept) if kept else {}
         except Exception as error:  # e.g. a value Spark's CSV reader refuses to parse
-            _remove_tree(out)
             raise _NotOnSpark(f"archived in this process: Spark could not read the block "
                               f"({type(error).__name__})") from error
-        payload = part.read_bytes()
-        _remove_tree(out)
-        # The reference for raw files is the platform's own parser (Arrow), not Spark's reading.
-        expected = {name: from_spark[name] for name in kept if name in from_spark}
-        expected.update(_raw_digests(lake, raw, engine, spark) if shared else {
-            name: transform.file_digest(path.read_bytes(), name) for name, path in zip(raw, files)})
+        expected.update({name: digest for name, (digest, _) in references.items()})
+        try:
+            _check_rows(key, expected, kept, rows_of)
+        except RuntimeError as error:
+            raise _NotOnSpark(f"archived in this process: {error}") from error
+        try:
+            size = _write_on_spark(lake, rows, spec, staging)
+        except Exception as error:
+            raise _NotOnSpark(f"archived in this process: Spark could not read the block or write its "
+                              f"archive ({type(error).__name__})") from error
+    finally:
+        rows.unpersist()
 
     def read_back(staged: str) -> Digests:
-        with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
-            return spark_archive.archive_digests(spark, _local_path(lake, staged, Path(scratch) / "archive.csv.gz"))
+        if isinstance(lake, LocalLake):
+            return spark_archive.digests(spark_archive.archived_rows(spark, lake.path(staged)))
+        return spark_archive.digests(spark_archive.lake_rows(spark, spec, read, [], staged))
 
     try:
-        _verify(lake, key, staging, payload, expected, kept, rows_of, read_back)
+        _check_read_back(lake, key, staging, expected, read_back)
     except RuntimeError as error:
         raise _NotOnSpark(f"archived in this process: the archive Spark wrote did not verify ({error})") from error
-    return payload, expected
+    return size, expected
 
 
-def _raw_digests(lake: Lake, raw: dict[str, str], engine: Engine, spark) -> Digests:
-    """``transform.file_digest`` of each raw file, each parsed on an executor (only the digests
-    come here)."""
+def _write_on_spark(lake: Lake, rows, spec: tuple[str, str | None], staging: str) -> int:
+    """The ordered archive stored at ``staging`` by the executors; its size."""
+    from pipeline.events import spark_archive
+
+    if not isinstance(lake, LocalLake):
+        return spark_archive.write_lake(rows, spec, staging)
+    out = staging + ".spark"  # beside the staging key, in the lake: the executors see it
+    try:
+        part = spark_archive.write_folder(rows, lake.path(out))
+        lake.move(f"{out}/{part.name}", staging)  # a rename: no byte through this process
+    finally:
+        _remove_tree(lake.path(out))
+    lake.sync([staging])
+    return lake.path(staging).stat().st_size
+
+
+def _raw_references(lake: Lake, raw: dict[str, str], engine: Engine, spark) -> dict[str, tuple[tuple[int, str], bytes]]:
+    """name -> (``transform.file_digest``, header line) of each raw file, parsed on an executor."""
     from pipeline.events import spark_tasks
 
+    if not raw:
+        return {}
     work = functools.partial(spark_tasks.raw_digest, lake.reopen(), engine.accumulator(spark))
     items = sorted(raw.items())
-    return dict(spark.sparkContext.parallelize(items, engine.slices(spark, len(items))).map(work).collect())
+    found = spark.sparkContext.parallelize(items, engine.slices(spark, len(items))).map(work).collect()
+    return {name: (digest, header) for name, digest, header in found}
 
 
 def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _local_path(lake: Lake, key: str, scratch: Path) -> Path:
-    """Where Spark can read ``key``: the file itself in a local lake, else a copy at ``scratch``."""
-    if isinstance(lake, LocalLake):
-        return lake.path(key)
-    scratch.parent.mkdir(parents=True, exist_ok=True)
-    scratch.write_bytes(lake.read_bytes(key))
-    return scratch

@@ -7,18 +7,27 @@ through ``spark.read.parquet``; so Spark's input metrics count every byte the ex
 On an S3 lake (no Hadoop ``s3a`` connector here) each task opens the lake itself
 (``Lake.reopen``'s spec: the S3 URL and endpoint, credentials from the executor's environment),
 and ``read``, a Spark accumulator, counts the bytes it reads (Python reads do not feed Spark's
-input metrics); the driver sees only its total. t2's aggregates files are read that way on
-either lake (``minute_sums_rows``).
+input metrics); the driver sees only its total. t2's aggregates files and the raw files' archive
+digests are read that way on either lake (``minute_sums_rows``, ``raw_digest``), and on an S3
+lake the archive's rows too (``archive_rows``, ``upload_archive``).
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import pickle
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.events import staging
+from pipeline.events.schema import COLUMNS
 from pipeline.events.staging import StagedFile, StageTask
 
 # The staged rows as Spark receives them (``staging.PARQUET``: microsecond timestamps).
@@ -80,15 +89,68 @@ def staged_rows(spec: tuple[str, str | None], read, batches: Iterator[pa.RecordB
             yield from staging.as_parquet_rows(table).to_batches()
 
 
-def raw_digest(spec: tuple[str, str | None], read, item: tuple[str, str]) -> tuple[str, tuple[int, str]]:
-    """(name, ``transform.file_digest``) of a raw file, on an executor: the reference its archive
-    is checked against."""
+def raw_digest(spec: tuple[str, str | None], read, item: tuple[str, str]) -> tuple[str, tuple[int, str], bytes]:
+    """(name, ``transform.file_digest``, header line) of a raw file, on an executor: the reference
+    its archive is checked against, and the column order Spark's CSV source reads it by."""
     from pipeline.events import transform
 
     name, key = item
     data = staging.worker_lake(spec).read_bytes(key)
     read.add(len(data))
-    return name, transform.file_digest(data, name)
+    text = gzip.decompress(data) if name.endswith(".gz") else data
+    return name, transform.file_digest(data, name), text.split(b"\n", 1)[0].strip()
+
+
+# An archive's rows as Spark handles them: text columns, ``_row`` the order within a file.
+SOURCE = "source_file"
+ARCHIVE_ROWS_DDL = ", ".join([f"{SOURCE} string", *(f"{c} string" for c in COLUMNS), "_row bigint"])
+
+
+def archive_rows(spec: tuple[str, str | None], read, kept: frozenset[str] | None,
+                 batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` over (``name``, ``key``) rows -> ``ARCHIVE_ROWS_DDL`` rows: a raw file's rows
+    as the platform's parser reads them (missing = empty), or, for an empty name, the rows of the
+    archive at ``key`` of the files in ``kept`` (all for ``None``)."""
+    from pipeline.events import transform
+
+    lake = staging.worker_lake(spec)
+    for batch in batches:
+        for name, key in zip(batch.column("name").to_pylist(), batch.column("key").to_pylist()):
+            data = lake.read_bytes(key)
+            read.add(len(data))
+            if name:
+                rows = transform.read_table(data, name).select(list(COLUMNS))
+                table = pa.table({SOURCE: pa.array([name] * rows.num_rows, pa.string()), **{
+                    c: pc.fill_null(rows.column(c).cast(pa.string()), "") for c in COLUMNS}})
+            else:
+                table = pa.Table.from_pandas(read_archive(data)[[SOURCE, *COLUMNS]], preserve_index=False)
+                if kept is not None:
+                    table = table.filter(pc.is_in(table.column(SOURCE), pa.array(sorted(kept), pa.string())))
+            table = table.append_column("_row", pa.array(np.arange(table.num_rows), pa.int64()))
+            yield from table.to_batches()
+
+
+def read_archive(data: bytes) -> pd.DataFrame:
+    """An archive's rows, every value as text (missing = empty)."""
+    return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False, compression="gzip")
+
+
+def upload_archive(spec: tuple[str, str | None], key: str,
+                   batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` on the one partition of an archive's ordered rows: gzipped CSV (the pandas
+    archive's text) in a local file of the executor, then stored at ``key``; yields its size."""
+    with tempfile.TemporaryDirectory(prefix="clickflow-archive-") as scratch:
+        path = Path(scratch) / "archive.csv.gz"
+        with gzip.open(path, "wt", compresslevel=6, encoding="utf-8", newline="") as out:
+            header = True
+            for batch in batches:
+                if batch.num_rows:
+                    batch.to_pandas().to_csv(out, index=False, header=header)
+                    header = False
+            if header:  # no row at all: the header alone, as pandas writes an empty archive
+                out.write(",".join([SOURCE, *COLUMNS]) + "\n")
+        staging.worker_lake(spec).write_file(key, path)
+        yield pa.record_batch([pa.array([path.stat().st_size], pa.int64())], names=["size"])
 
 
 def minute_sums_rows(spec: tuple[str, str | None], read, pairs: frozenset[tuple[str, str]],

@@ -104,6 +104,11 @@ class Lake(ABC):
         ``durable=False`` may leave the bytes in a cache until ``sync``: for many writes that
         are only referred to (e.g. by a manifest) once all of them are synced."""
 
+    def write_file(self, key: str, path: str | os.PathLike) -> None:
+        """``write_bytes`` of a local file's content, without holding it in memory where the
+        store allows (an S3 multipart upload)."""
+        self.write_bytes(key, Path(path).read_bytes())
+
     def sync(self, keys: Iterable[str]) -> None:
         """Make objects written with ``durable=False`` durable (object stores already are)."""
 
@@ -286,6 +291,10 @@ class S3Lake(Lake):
     def write_bytes(self, key: str, data: bytes, durable: bool = True) -> None:
         # A single PUT is atomic and durable on S3: readers see the old or the new object.
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
+
+    def write_file(self, key: str, path: str | os.PathLike) -> None:
+        # boto3's transfer manager: parts of 8 MiB for a large file; the object appears whole.
+        self.client.upload_file(str(path), self.bucket, self._full(key))
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._full(key))

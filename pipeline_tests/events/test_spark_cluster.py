@@ -11,6 +11,7 @@ kernel (``/proc/self/io``).
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from pathlib import Path
@@ -24,10 +25,12 @@ from pipeline_tests.events.test_convergence import _converge
 from pipeline_tests.spark_cluster import get_json
 
 from pipeline.events import schema
+from pipeline.events.archive import archive_block
 from pipeline.events.claim import claim_hour
 from pipeline.events.engine import PandasEngine, SparkEngine
 from pipeline.events.layout import Manifest
 from pipeline.resources.lake import Lake, LocalLake
+from pipeline.resources.warehouse import Warehouse
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -160,10 +163,11 @@ def _driver_read() -> int:
     raise AssertionError("no rchar in /proc/self/io")
 
 
-def test_no_event_row_passes_through_the_driver(cluster_session, tmp_path):
-    """An 18,000-row input (2.4 MB): what the driver process reads from files (the kernel's count)
-    and what Spark's tasks send it (the stages' result sizes) are small fractions of its bytes:
-    reports and aggregates. Staging or t1 reading rows in the driver reads them all."""
+def test_no_event_row_passes_through_the_driver(cluster_session, tmp_path, pg_url):
+    """An 18,000-row input (2.4 MB), claimed, summed and archived: what the driver process reads
+    from files (the kernel's count) and what Spark's tasks send it (the stages' result sizes) are
+    small fractions of its bytes: reports, aggregates, digests. Staging, t1 or the archive reading
+    rows in the driver reads them all (the gzipped archive alone is a quarter of them)."""
     engine = SparkEngine(lambda: cluster_session)
     warm = sample_files("2019-10-01 07:00", 1, events_per_minute=50, servers=2, seed=1)
     warm_lake = LocalLake(tmp_path / "warm")
@@ -177,7 +181,10 @@ def test_no_event_row_passes_through_the_driver(cluster_session, tmp_path):
     stages_before = _stages(cluster_session)
     start = _driver_read()
     sums, totals = _claim_and_sum(lake, engine, files)
+    day = pd.Timestamp("2019-10-01", tz="UTC")
+    report = archive_block(lake, Warehouse(pg_url), day, day + pd.Timedelta(days=1), engine)
     read = _driver_read() - start
+    assert report.written_by == "spark" and report.rows == 18_000, report
     stages = {i: s for i, s in _stages(cluster_session).items() if i not in stages_before}
     # What the tasks sent back to the driver (Spark's task metrics): reports and aggregates.
     results = sum(s["resultSize"] for s in stages.values())
@@ -188,7 +195,15 @@ def test_no_event_row_passes_through_the_driver(cluster_session, tmp_path):
     assert read < raw_bytes / 5, f"the driver read {read:,} bytes for {raw_bytes:,} bytes of files"
 
 
-def test_executors_read_an_s3_lake_themselves(cluster_session, s3_lake, tmp_path):
+def test_executors_read_an_s3_lake_themselves(cluster_session, s3_lake, tmp_path, pg_url):
+    from pipeline.resources.lake import S3Lake
+
+    # First-use work outside the measure (pyspark reads its own sources for call sites once).
+    warm = sample_files("2019-10-01 07:00", 1, events_per_minute=50, servers=2, seed=1)
+    warm_lake = S3Lake(s3_lake.url + "-warm", client=s3_lake.client)
+    _land(warm_lake, warm)
+    _claim_and_sum(warm_lake, SparkEngine(lambda: cluster_session), warm)
+
     files = sample_files("2019-10-01 09:00", 3, events_per_minute=200, servers=2, seed=23)
     engine = SparkEngine(lambda: cluster_session)
     raw_bytes = _land(s3_lake, files)
@@ -201,6 +216,18 @@ def test_executors_read_an_s3_lake_themselves(cluster_session, s3_lake, tmp_path
     # The moto server runs in this process: what it received is read here too, so this bounds
     # only the traffic the driver itself would add by reading the objects.
     assert driver < 2 * raw_bytes + staged_bytes, driver
+
+    # The day's archive on the cluster: executors read the raw files (once for the reference
+    # digests, once for the rows), stream the archive into the lake and read it back.
+    day = pd.Timestamp("2019-10-01", tz="UTC")
+    read_before = engine.bytes_read
+    report = archive_block(s3_lake, Warehouse(pg_url), day, day + pd.Timedelta(days=1), engine)
+    assert report.written_by == "spark", report.note
+    archived = pd.read_csv(io.BytesIO(s3_lake.read_bytes(report.key)), dtype=str, compression="gzip")
+    assert archived.groupby("source_file").size().to_dict() == {
+        name: len(pd.read_csv(io.BytesIO(data), dtype=str)) for name, data in files}
+    assert report.rows == len(archived) and not list(s3_lake.list("raw/"))
+    assert engine.bytes_read - read_before == 2 * raw_bytes + report.bytes
 
 
 def test_the_platform_converges_on_the_cluster(cluster_session, spark_cluster, tmp_path, pg_url, monkeypatch):

@@ -212,8 +212,8 @@ def test_the_spark_platform_writes_the_tables_of_the_pandas_platform(
 
     monkeypatch.setattr(spark_transform, "sums_and_totals", spy)
     archived = []
-    monkeypatch.setattr(spark_archive, "write_archive",
-                        lambda *args, real=spark_archive.write_archive: archived.append(1) or real(*args))
+    monkeypatch.setattr(spark_archive, "write_folder",
+                        lambda *args, real=spark_archive.write_folder: archived.append(1) or real(*args))
     # One after the other: the platforms read their database URL from the environment.
     expected = _run(tmp_path, pg_url, monkeypatch, "pandas")
     assert not calls and not archived
@@ -252,12 +252,12 @@ ODD_FILES = [
 ]
 
 
-def _archive(tmp_path, pg_url, engine_name: str, batches) -> list[pd.DataFrame]:
+def _archive(tmp_path, pg_url, engine_name: str, batches, lake=None) -> list[tuple]:
     """Claim each batch and archive the day block after it; the archive read back after each."""
     from pipeline.resources.lake import LocalLake
     from pipeline.resources.warehouse import Warehouse
 
-    lake, warehouse = LocalLake(tmp_path / engine_name), Warehouse(pg_url)
+    lake, warehouse = lake or LocalLake(tmp_path / engine_name), Warehouse(pg_url)
     engine = get_engine(engine_name, master="local[2]")
     day = pd.Timestamp("2019-10-01", tz="UTC")
     archives = []
@@ -268,6 +268,7 @@ def _archive(tmp_path, pg_url, engine_name: str, batches) -> list[pd.DataFrame]:
             claim_hour(lake, hour, engine)
         report = archive_block(lake, warehouse, day, day + pd.Timedelta(days=1), engine)
         assert report.raw_deleted == len(batch) and not list(lake.list("raw/")), engine_name
+        assert report.bytes == len(lake.read_bytes(report.key))
         archives.append((report, pd.read_csv(io.BytesIO(lake.read_bytes(report.key)), compression="gzip",
                                              dtype=str, keep_default_na=False)))
     return archives
@@ -281,8 +282,8 @@ def test_the_spark_archive_holds_what_the_pandas_archive_holds(spark, tmp_path, 
     batches = [files + ODD_FILES + gz, late]  # the late file re-archives the block: rows kept once
 
     calls = []
-    monkeypatch.setattr(spark_archive, "write_archive",
-                        lambda *args, real=spark_archive.write_archive: calls.append(1) or real(*args))
+    monkeypatch.setattr(spark_archive, "write_folder",
+                        lambda *args, real=spark_archive.write_folder: calls.append(1) or real(*args))
     expected = _archive(tmp_path, pg_url, "pandas", batches)
     assert not calls
     actual = _archive(tmp_path, pg_url, "spark", batches)
@@ -298,21 +299,54 @@ def test_the_spark_archive_holds_what_the_pandas_archive_holds(spark, tmp_path, 
     assert quotes["user_session"].tolist() == ['s "1"', "", "s2"]
 
 
+def test_the_spark_archive_of_an_s3_lake_is_written_by_the_executors(spark, tmp_path, pg_url, new_database,
+                                                                     s3_lake, monkeypatch):
+    """On an S3 lake executor tasks read the objects and one streams the archive into the lake:
+    the archives equal the pandas engine's, and the driver never stores one."""
+    from pipeline.resources.lake import S3Lake
+
+    stored = []
+    real_write = S3Lake.write_bytes
+    monkeypatch.setattr(S3Lake, "write_bytes", lambda lake, key, data, durable=True: (
+        stored.append(key), real_write(lake, key, data, durable))[1])
+    files = sample_files("2019-10-01 03:00", 2, events_per_minute=60, servers=2, seed=9)
+    gz = sample_files("2019-10-01 03:03", 1, events_per_minute=60, servers=1, gzip_files=True)
+    late = sample_files("2019-10-01 02:59", 1, events_per_minute=60, servers=1, seed=10)
+    batches = [files + ODD_FILES + gz, late]  # the late file re-archives the block from the first archive
+
+    actual = _archive(tmp_path, pg_url, "spark", batches, lake=s3_lake)
+    assert [r.written_by for r, _ in actual] == ["spark", "spark"], [r.note for r, _ in actual]
+    assert not [key for key in stored if key.startswith("archive")], stored
+    expected = _archive(tmp_path, new_database(), "pandas", batches)
+    for after, ((_, mine), (_, theirs)) in enumerate(zip(actual, expected)):
+        pd.testing.assert_frame_equal(mine, theirs, check_exact=True, obj=f"archive after batch {after}")
+
+
 def test_a_spark_archive_that_does_not_read_back_whole_keeps_the_raw_files(spark, tmp_path, pg_url, monkeypatch):
     from pipeline.resources.lake import LocalLake
 
-    real_write = LocalLake.write_bytes
+    real_write, real_move = LocalLake.write_bytes, LocalLake.move
 
-    def short_archive(lake, key, data, durable=True):
-        if key.startswith("archive-staging/"):
-            data = gzip.compress(gzip.decompress(data)[:-200])  # the last rows lost on the way
-        return real_write(lake, key, data, durable)
+    def shorten(lake, key):
+        if key.startswith("archive-staging/"):  # the last rows lost on the way
+            path = lake.path(key)
+            path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-200]))
 
-    monkeypatch.setattr(LocalLake, "write_bytes", short_archive)
+    def short_write(lake, key, data, durable=True):
+        real_write(lake, key, data, durable)
+        shorten(lake, key)
+
+    def short_move(lake, src, dst):
+        real_move(lake, src, dst)
+        shorten(lake, dst)
+
+    monkeypatch.setattr(LocalLake, "write_bytes", short_write)
+    monkeypatch.setattr(LocalLake, "move", short_move)  # Spark's archive is renamed into staging
     with pytest.raises(RuntimeError, match="failed verification"):
         _archive(tmp_path, pg_url, "spark", [sample_files("2019-10-01 03:00", 2, events_per_minute=60, seed=11)])
     lake = LocalLake(tmp_path / "spark")
     assert len(list(lake.list("raw/"))) == 4 and not list(lake.list("archive/"))
+    assert not list(lake.list("archive-staging/")) and not list((tmp_path / "spark").rglob("*.spark"))
 
 
 # Where Spark's CSV reader and the platform's disagree: a quote then a space ("a" -> a with
