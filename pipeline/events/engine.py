@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -168,7 +167,7 @@ class SparkEngine:
             # A folder lake's Parquet is read by Spark itself; the rest (an S3 lake, rows staged
             # as Arrow IPC by the pandas engine) by Python tasks through the lake client.
             native = {key for key in chunk if key.endswith(".parquet")} if isinstance(lake, LocalLake) else set()
-            paths = [_hadoop_path(str(lake.path(key))) for key in chunk if key in native]
+            paths = [spark_tasks.hadoop_path(str(lake.path(key))) for key in chunk if key in native]
             parts = [spark.read.schema(spark_tasks.STAGED_DDL).parquet(*paths)] if paths else []
             others = [(key,) for key in chunk if key not in native]
             if others:
@@ -196,14 +195,6 @@ class SparkEngine:
         return hourly, {(hour, *pair): totals.get((hour, *pair), (0, 0)) for hour in hours for pair in wanted}
 
 
-_GLOB = re.compile(r"([\[\]{}*?\\])")
-
-
-def _hadoop_path(path: str) -> str:
-    """A file's path as Spark's readers take it: what Hadoop would read as a glob, escaped."""
-    return _GLOB.sub(r"\\\1", path)
-
-
 def _stage_files(spark: SparkSession, lake: LocalLake, tasks: list[StageTask]) -> dict[str, StagedFile]:
     """``SparkEngine.stage`` on a folder lake: Spark's ``binaryFile`` source reads the files on the
     executors (its input metrics count them), ``spark_tasks.stage_files`` stages each there, and
@@ -221,7 +212,7 @@ def _stage_files(spark: SparkSession, lake: LocalLake, tasks: list[StageTask]) -
     while paths:
         try:  # planning checks that every path exists: one moved away since is dropped, then again
             files = spark.read.format("binaryFile").option("ignoreMissingFiles", "true").load(
-                [_hadoop_path(path) for path in paths])
+                [spark_tasks.hadoop_path(path) for path in paths])
         except AnalysisException as error:
             left = [path for path in paths if os.path.isfile(path)]
             if error.getCondition() != "PATH_NOT_FOUND" or len(left) == len(paths):

@@ -38,7 +38,7 @@ def folder_rows(spark: SparkSession, by_header: Sequence[Sequence[Path]], archiv
     (``by_header``: the paths of each header line; nearly always one group). ``_row`` grows with
     the line within a file (a file is never split out of order)."""
     parts = [
-        spark.read.options(**_READ).csv([str(path) for path in paths]).select(
+        spark.read.options(**_READ).csv([spark_tasks.hadoop_path(str(path)) for path in paths]).select(
             F.regexp_extract(F.input_file_name(), r"([^/]+)$", 1).alias(SOURCE), *COLUMNS,
             F.monotonically_increasing_id().alias("_row"))
         for paths in by_header
@@ -52,7 +52,7 @@ def folder_rows(spark: SparkSession, by_header: Sequence[Sequence[Path]], archiv
 
 def archived_rows(spark: SparkSession, archive: Path) -> DataFrame:
     """The rows of an archive in a folder lake, read by Spark's CSV source."""
-    return spark.read.options(**_READ).csv(str(archive)).select(
+    return spark.read.options(**_READ).csv(spark_tasks.hadoop_path(str(archive))).select(
         SOURCE, *COLUMNS, F.monotonically_increasing_id().alias("_row"))
 
 

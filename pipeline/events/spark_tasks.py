@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,14 @@ MINUTE_SUMS = pa.schema([
 ])
 MINUTE_SUMS_DDL = spark_ddl(MINUTE_SUMS)
 REPORTS_DDL = "report binary"  # ``stage_files``' output: one pickled ``StagedFile`` a row
+
+
+_GLOB = re.compile(r"([\[\]{}*?\\])")
+
+
+def hadoop_path(path: str) -> str:
+    """A file's path as Spark's readers take it: what Hadoop would read as a glob, escaped."""
+    return _GLOB.sub(r"\\\1", path)
 
 
 def local_path(path: str) -> str:

@@ -257,7 +257,8 @@ def _archive(tmp_path, pg_url, engine_name: str, batches, lake=None) -> list[tup
     from pipeline.resources.lake import LocalLake
     from pipeline.resources.warehouse import Warehouse
 
-    lake, warehouse = lake or LocalLake(tmp_path / engine_name), Warehouse(pg_url)
+    # A root Hadoop would read as a glob: Spark is given escaped paths.
+    lake, warehouse = lake or LocalLake(tmp_path / f"{engine_name} [lake]"), Warehouse(pg_url)
     engine = get_engine(engine_name, master="local[2]")
     day = pd.Timestamp("2019-10-01", tz="UTC")
     archives = []
@@ -344,9 +345,9 @@ def test_a_spark_archive_that_does_not_read_back_whole_keeps_the_raw_files(spark
     monkeypatch.setattr(LocalLake, "move", short_move)  # Spark's archive is renamed into staging
     with pytest.raises(RuntimeError, match="failed verification"):
         _archive(tmp_path, pg_url, "spark", [sample_files("2019-10-01 03:00", 2, events_per_minute=60, seed=11)])
-    lake = LocalLake(tmp_path / "spark")
+    lake = LocalLake(tmp_path / "spark [lake]")
     assert len(list(lake.list("raw/"))) == 4 and not list(lake.list("archive/"))
-    assert not list(lake.list("archive-staging/")) and not list((tmp_path / "spark").rglob("*.spark"))
+    assert not list(lake.list("archive-staging/")) and not list((tmp_path / "spark [lake]").rglob("*.spark"))
 
 
 # Where Spark's CSV reader and the platform's disagree: a quote then a space ("a" -> a with
