@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -95,7 +97,7 @@ def recompute_minutes(lake: Lake, warehouse: Warehouse, settings: Settings, hour
         if not work:
             return report
 
-        fresh = _Spill(stack.enter_context(tempfile.TemporaryDirectory(prefix="clickflow-t1-")))
+        fresh = _Spill(stack.enter_context(spill_folder()))
         totals: dict[str, list] = {}
         # The engine computes chunks ahead (on worker processes, or executors) while this thread
         # replaces the rows of the previous ones (PostgreSQL works on its own core meanwhile):
@@ -172,6 +174,37 @@ def _replace_minutes(warehouse: Warehouse, conn, event: str, dimension: str, min
     values = aggregation.metrics(rows["count"].to_numpy(), rows["units"].to_numpy(), event, dimension)
     columns = {"minute": rows["time"], dimension: rows["key"], **values}
     return warehouse.copy_columns(conn, spec, columns, rows.num_rows)
+
+
+SPILL_PREFIX = "clickflow-t1-"
+_SPILL_SETTLED_SECONDS = 3600
+
+
+def spill_folder(root: str | None = None) -> tempfile.TemporaryDirectory:
+    """This call's spill folder (``<tmp>/clickflow-t1-<pid>-...``, removed when the call ends).
+
+    A killed call cannot remove its folder: the ones whose process is gone and that have not
+    changed for an hour (another container sharing the folder may have other pids) go first."""
+    base = Path(root or tempfile.gettempdir())
+    for stale in base.glob(f"{SPILL_PREFIX}*"):
+        pid = stale.name[len(SPILL_PREFIX):].split("-", 1)[0]
+        try:
+            settled = dt.datetime.now().timestamp() - stale.stat().st_mtime > _SPILL_SETTLED_SECONDS
+        except FileNotFoundError:
+            continue
+        if pid.isdigit() and settled and not _running(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{SPILL_PREFIX}{os.getpid()}-", dir=base)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class _Spill:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -204,3 +205,31 @@ def test_an_hour_written_a_chunk_at_a_time_is_the_hour_written_at_once(lake, see
 
     write_aggregates(lake, hour, [(("view", "product_id"), p) for p in pieces], {"m": ["a:1"]})
     assert read_aggregates(lake, hour)[0][("view", "product_id")].equals(full)
+
+
+def test_a_spill_folder_left_by_a_killed_t1_is_removed_by_the_next(tmp_path):
+    """Only a folder whose process is gone and that has not changed for an hour: a running t1's
+    (this process) and a recent one (maybe another container's) stay."""
+    import os
+    import subprocess
+    import time
+
+    from pipeline.events.minutes import SPILL_PREFIX, spill_folder
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid is free now
+    hour_ago = time.time() - 3700
+    folders = {
+        "killed": tmp_path / f"{SPILL_PREFIX}{gone.pid}-a",
+        "running": tmp_path / f"{SPILL_PREFIX}{os.getpid()}-b",
+        "recent": tmp_path / f"{SPILL_PREFIX}{gone.pid}-c",
+    }
+    for name, folder in folders.items():
+        folder.mkdir()
+        (folder / "0.arrow").write_bytes(b"x")
+        if name != "recent":
+            os.utime(folder, (hour_ago, hour_ago))
+    with spill_folder(str(tmp_path)) as mine:
+        assert Path(mine).name.startswith(f"{SPILL_PREFIX}{os.getpid()}-") and Path(mine).is_dir()
+        assert not folders["killed"].exists() and folders["running"].exists() and folders["recent"].exists()
+    assert not Path(mine).exists()
