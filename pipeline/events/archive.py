@@ -21,6 +21,7 @@ from typing import Callable
 import pandas as pd
 
 from pipeline.events import layout, schema, transform
+from pipeline.events.archive_format import read_archive, text_columns
 from pipeline.events.engine import Engine
 from pipeline.events.layout import FileEntry, Manifest, block_hours, hour_lock_name
 from pipeline.resources.lake import Lake, LocalLake, sha256_hex
@@ -51,7 +52,7 @@ def _raw_text_frame(data: bytes, name: str) -> pd.DataFrame:
     """A file's rows as the platform's parser reads them (``transform.read_file``), as text
     (missing = empty), in the standard column order, plus ``extra`` when the file has other columns."""
     parsed = transform.read_file(data, name)
-    frame = parsed.rows.select(list(schema.COLUMNS)).to_pandas().fillna("")
+    frame = text_columns(parsed.rows).to_pandas()
     if parsed.extra is not None:
         frame[EXTRA] = _extra_json(parsed.extra)
     return frame
@@ -75,8 +76,7 @@ def _file_digests(frame: pd.DataFrame) -> dict[str, tuple[int, str]]:
 
 
 def _read_archive(lake: Lake, key: str) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(lake.read_bytes(key)), dtype=str, keep_default_na=False, na_filter=False,
-                       compression="gzip")
+    return read_archive(lake.read_bytes(key))
 
 
 def archive_block(lake: Lake, warehouse: Warehouse, start: pd.Timestamp, end: pd.Timestamp,
@@ -220,7 +220,8 @@ def _archive_on_spark(lake: Lake, key: str, staging: str, raw: dict[str, str], k
             by_header.setdefault(header, []).append(lake.path(raw[name]))
         rows = spark_archive.folder_rows(spark, list(by_header.values()), previous and lake.path(previous), kept)
     else:
-        rows = spark_archive.lake_rows(spark, spec, read, sorted(raw.items()), previous, kept)
+        sources = [*sorted(raw.items()), *([("", previous)] if previous else [])]
+        rows = spark_archive.lake_rows(engine.task_frame(spark, sources, _SOURCES), spec, read, kept)
     rows = rows.cache()  # read once, for the kept files' digests, the sort's sample and the write
     try:
         try:
@@ -244,13 +245,17 @@ def _archive_on_spark(lake: Lake, key: str, staging: str, raw: dict[str, str], k
     def read_back(staged: str) -> Digests:
         if isinstance(lake, LocalLake):
             return spark_archive.digests(spark_archive.archived_rows(spark, lake.path(staged)))
-        return spark_archive.digests(spark_archive.lake_rows(spark, spec, read, [], staged))
+        return spark_archive.digests(spark_archive.lake_rows(
+            engine.task_frame(spark, [("", staged)], _SOURCES), spec, read))
 
     try:
         _check_read_back(lake, key, staging, expected, read_back)
     except RuntimeError as error:
         raise _NotOnSpark(f"archived in this process: the archive Spark wrote did not verify ({error})") from error
     return size, expected
+
+
+_SOURCES = "name string, key string"  # ``spark_archive.lake_rows``' input
 
 
 def _write_on_spark(lake: Lake, rows, spec: tuple[str, str | None], staging: str) -> int:

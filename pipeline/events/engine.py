@@ -136,6 +136,11 @@ class SparkEngine:
         """Tasks for ``items`` files: a few per core of the cluster (small tasks balance)."""
         return max(1, min(items, 4 * spark.sparkContext.defaultParallelism))
 
+    @classmethod
+    def task_frame(cls, spark: SparkSession, rows: list[tuple], ddl: str):
+        """Task inputs (keys, names) as a DataFrame of ``slices`` partitions, for ``mapInArrow``."""
+        return spark.createDataFrame(spark.sparkContext.parallelize(rows, cls.slices(spark, len(rows))), ddl)
+
     def stage(self, lake, tasks):
         from pipeline.events import spark_tasks
 
@@ -143,18 +148,16 @@ class SparkEngine:
         if not tasks:
             return
         spark = self._session()
-        read = {}
-        if isinstance(lake, LocalLake):
-            read = _stage_files(spark, lake, tasks)
+        reports = _stage_files(spark, lake, tasks) if isinstance(lake, LocalLake) else {}
         # Python tasks read the rest with the lake client: an S3 lake, and what binaryFile gave no
         # row for (an empty file has no split; a file moved away since is reported gone by them).
-        rest = [task for task in tasks if task.key not in read]
+        rest = [task for task in tasks if task.key not in reports]
         if rest:
             work = functools.partial(spark_tasks.stage, lake.reopen(), self.accumulator(spark))
-            read.update((report.key, report) for report in
-                        spark.sparkContext.parallelize(rest, self.slices(spark, len(rest))).map(work).collect())
+            reports.update((report.key, report) for report in
+                           spark.sparkContext.parallelize(rest, self.slices(spark, len(rest))).map(work).collect())
         for task in tasks:
-            yield read[task.key]
+            yield reports[task.key]
 
     def minute_sums(self, lake, chunks, events, dimensions, after=None):
         from pipeline.events import spark_tasks, spark_transform
@@ -171,9 +174,8 @@ class SparkEngine:
             parts = [spark.read.schema(spark_tasks.STAGED_DDL).parquet(*paths)] if paths else []
             others = [(key,) for key in chunk if key not in native]
             if others:
-                keys = spark.sparkContext.parallelize(others, self.slices(spark, len(others)))
                 read = functools.partial(spark_tasks.staged_rows, lake.reopen(), self.accumulator(spark))
-                parts.append(spark.createDataFrame(keys, "key string").mapInArrow(read, spark_tasks.STAGED_DDL))
+                parts.append(self.task_frame(spark, others, "key string").mapInArrow(read, spark_tasks.STAGED_DDL))
             rows = functools.reduce(lambda a, b: a.unionByName(b), parts)
             yield spark_transform.sums_and_totals(spark, rows, events, dimensions, after)
 
@@ -187,10 +189,10 @@ class SparkEngine:
         hourly, totals = {pair: aggregation.merge_sums([], key_type(pair[1])) for pair in wanted}, {}
         if keys:  # no session for nothing to merge
             spark = self._session()
-            files = spark.sparkContext.parallelize([(key,) for key in keys], self.slices(spark, len(keys)))
             read = functools.partial(spark_tasks.minute_sums_rows, lake.reopen(), self.accumulator(spark),
                                      frozenset(wanted))
-            rows = spark.createDataFrame(files, "key string").mapInArrow(read, spark_tasks.MINUTE_SUMS_DDL)
+            files = self.task_frame(spark, [(key,) for key in keys], "key string")
+            rows = files.mapInArrow(read, spark_tasks.MINUTE_SUMS_DDL)
             hourly, totals = spark_transform.hourly_sums_and_totals(rows, wanted)
         return hourly, {(hour, *pair): totals.get((hour, *pair), (0, 0)) for hour in hours for pair in wanted}
 

@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from pipeline.events import spark_tasks
 from pipeline.events.schema import COLUMNS
-from pipeline.events.spark_tasks import SOURCE
+from pipeline.events.archive_format import SOURCE
 
 # RFC 4180 quoting (a quote inside a value is doubled), every value as text, whitespace kept.
 _READ = {"header": "true", "escape": '"', "quote": '"', "mode": "FAILFAST", "inferSchema": "false",
@@ -56,16 +56,13 @@ def archived_rows(spark: SparkSession, archive: Path) -> DataFrame:
         SOURCE, *COLUMNS, F.monotonically_increasing_id().alias("_row"))
 
 
-def lake_rows(spark: SparkSession, spec: tuple[str, str | None], read, raw: Sequence[tuple[str, str]],
-              archive: str | None = None, kept: Sequence[str] | None = None) -> DataFrame:
-    """The same rows, read by executor tasks through the lake client (an S3 lake): the raw files
-    ``raw`` ((name, key) pairs) and, from the archive at key ``archive``, the rows of ``kept``
-    files (``None``: all of them)."""
-    sources = [*raw, *([("", archive)] if archive else [])]
+def lake_rows(sources: DataFrame, spec: tuple[str, str | None], read,
+              kept: Sequence[str] | None = None) -> DataFrame:
+    """The same rows, read by executor tasks through the lake client (an S3 lake): ``sources``
+    holds (``name``, ``key``) rows, a raw file each, or an empty name and an archive's key, of
+    which the rows of ``kept`` files are read (``None``: all of them)."""
     task = functools.partial(spark_tasks.archive_rows, spec, read, None if kept is None else frozenset(kept))
-    frame = spark.createDataFrame(sources, "name string, key string")
-    return frame.repartition(max(1, min(len(sources), spark.sparkContext.defaultParallelism * 4))).mapInArrow(
-        task, spark_tasks.ARCHIVE_ROWS_DDL)
+    return sources.mapInArrow(task, spark_tasks.ARCHIVE_ROWS_DDL)
 
 
 def digests(rows: DataFrame, only: Sequence[str] | None = None) -> dict[str, tuple[int, str]]:

@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.events import staging
+from pipeline.events.archive_format import SOURCE, read_archive, text_columns
 from pipeline.events.schema import COLUMNS
 from pipeline.events.staging import StagedFile, StageTask
 
@@ -106,12 +106,11 @@ def raw_digest(spec: tuple[str, str | None], read, item: tuple[str, str]) -> tup
     name, key = item
     data = staging.worker_lake(spec).read_bytes(key)
     read.add(len(data))
-    text = gzip.decompress(data) if name.endswith(".gz") else data
-    return name, transform.file_digest(data, name), text.split(b"\n", 1)[0].strip()
+    text = gzip.GzipFile(fileobj=io.BytesIO(data)) if name.endswith(".gz") else io.BytesIO(data)
+    return name, transform.file_digest(data, name), text.readline().strip()  # the first block only
 
 
 # An archive's rows as Spark handles them: text columns, ``_row`` the order within a file.
-SOURCE = "source_file"
 ARCHIVE_ROWS_DDL = ", ".join([f"{SOURCE} string", *(f"{c} string" for c in COLUMNS), "_row bigint"])
 
 
@@ -128,20 +127,14 @@ def archive_rows(spec: tuple[str, str | None], read, kept: frozenset[str] | None
             data = lake.read_bytes(key)
             read.add(len(data))
             if name:
-                rows = transform.read_table(data, name).select(list(COLUMNS))
-                table = pa.table({SOURCE: pa.array([name] * rows.num_rows, pa.string()), **{
-                    c: pc.fill_null(rows.column(c).cast(pa.string()), "") for c in COLUMNS}})
+                table = text_columns(transform.read_table(data, name))
+                table = table.add_column(0, SOURCE, pa.array([name] * table.num_rows, pa.string()))
             else:
                 table = pa.Table.from_pandas(read_archive(data)[[SOURCE, *COLUMNS]], preserve_index=False)
                 if kept is not None:
                     table = table.filter(pc.is_in(table.column(SOURCE), pa.array(sorted(kept), pa.string())))
             table = table.append_column("_row", pa.array(np.arange(table.num_rows), pa.int64()))
             yield from table.to_batches()
-
-
-def read_archive(data: bytes) -> pd.DataFrame:
-    """An archive's rows, every value as text (missing = empty)."""
-    return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False, compression="gzip")
 
 
 def upload_archive(spec: tuple[str, str | None], key: str,
